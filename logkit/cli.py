@@ -1,0 +1,182 @@
+"""The typer app: options in, one call out. Imports stay lazy so ``logkit --help`` is instant."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="logkit",
+    help="Contracts for the events your services log: validate, lint, check compatibility.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+RegistryOpt = Annotated[Path | None, typer.Option(
+    "--registry", help="Registry folder [default: registry; env LOGKIT_REGISTRY].",
+    show_default=False)]
+FormatOpt = Annotated[str, typer.Option(
+    "--format", "-f", help="Output format: text, json, github or junit.")]
+ColorOpt = Annotated[bool | None, typer.Option(
+    "--color/--no-color", help="Force colour on or off [default: on for a terminal].",
+    show_default=False)]
+
+
+def _settings(**flags: Any) -> Any:
+    from logkit.settings import load_settings
+
+    settings = load_settings(**flags)
+    for warning in settings.warnings:
+        print(f"logkit: warning: {warning}", file=sys.stderr)
+    return settings
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json", "github", "junit")) \
+        -> str:
+    if fmt not in allowed:
+        from logkit.errors import UsageError
+        from logkit.registry import did_you_mean
+
+        raise UsageError(f"unknown --format {fmt!r}{did_you_mean(fmt, allowed)}; "
+                         f"choose one of: {', '.join(allowed)}")
+    return fmt
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="Event files or folders (searched recursively); '-' or a pipe reads stdin.",
+        show_default=False)] = None,
+    contract: Annotated[str | None, typer.Option(
+        "--contract", "-c", help="Check bare events against NAME or NAME@VERSION.",
+        show_default=False)] = None,
+    max_errors: Annotated[int | None, typer.Option(
+        "--max-errors", help="Stop after N invalid events.", show_default=False)] = None,
+    fmt: FormatOpt = "text",
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Processes to validate with [default: all cores for large inputs].",
+        show_default=False)] = None,
+    max_line_bytes: Annotated[int | None, typer.Option(
+        "--max-line-bytes", help="Largest event accepted [default: 1 MiB].",
+        show_default=False)] = None,
+    registry: RegistryOpt = None,
+    color: ColorOpt = None,
+) -> None:
+    """Check events against their contracts; exit 1 if any event is invalid."""
+    from logkit.commands.validate import ValidateOptions
+    from logkit.commands.validate import validate as run
+
+    options = ValidateOptions(
+        paths=paths or [], settings=_settings(registry=registry, max_line_bytes=max_line_bytes),
+        contract=contract, max_errors=max_errors, fmt=_check_format(fmt),
+        workers=workers, color=color)
+    raise typer.Exit(run(options))
+
+
+@app.command()
+def lint(
+    fmt: FormatOpt = "text",
+    registry: RegistryOpt = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail on warnings too.")] = False,
+    color: ColorOpt = None,
+) -> None:
+    """Check the registry's health: layout, schemas, metadata, examples, closed objects."""
+    from logkit.commands.lint import lint as run
+
+    raise typer.Exit(run(_settings(registry=registry), fmt=_check_format(fmt), strict=strict,
+                         color=color))
+
+
+@app.command()
+def contracts(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    registry: RegistryOpt = None,
+) -> None:
+    """List every contract: latest version, versions, owner, compatibility, status."""
+    from logkit.commands.contracts import contracts as run
+
+    raise typer.Exit(run(_settings(registry=registry), fmt=_check_format(fmt, ("text", "json"))))
+
+
+@app.command()
+def show(
+    contract: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: latest).")],
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="table (the fields), json or yaml (the schema itself).")]
+    = "table",
+    registry: RegistryOpt = None,
+) -> None:
+    """Show a contract's fields: path, type, required, constraints, description."""
+    from logkit.commands.show import show as run
+
+    raise typer.Exit(run(_settings(registry=registry), contract,
+                         fmt=_check_format(fmt, ("table", "json", "yaml"))))
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"logkit {version('logkit')}")
+        except PackageNotFoundError:
+            print("logkit (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_version_callback,
+        is_eager=True)] = False,
+) -> None:
+    """logkit: contracts for the events your services log."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; expected failures print one line, no traceback."""
+    from logkit.errors import LogkitError
+
+    try:
+        result = app(args=argv, prog_name="logkit", standalone_mode=False)
+    except LogkitError as exc:
+        print(f"logkit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("logkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`logkit ... | head`); that is not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # click's usage errors and exits arrive here too
+        return _click_exit(exc)
+    return int(result or 0)
+
+
+def _click_exit(exc: Exception) -> int:
+    exit_code = getattr(exc, "exit_code", None)
+    if type(exc).__name__ == "Exit":
+        return int(exit_code or 0)
+    if type(exc).__name__ == "Abort":
+        print("logkit: aborted", file=sys.stderr)
+        return 130
+    show_error = getattr(exc, "show", None)
+    if callable(show_error) and exit_code is not None:
+        show_error(file=sys.stderr)
+        return int(exit_code)
+    raise exc
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per command: a plain typed function that returns an exit code."""

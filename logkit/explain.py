@@ -1,0 +1,129 @@
+"""jsonschema-rs errors -> Issues a person can act on (pointer, rule, plain message).
+
+For ``anyOf``/``oneOf`` failures the raw message ("is not valid under any of the given
+schemas") says nothing useful; we descend into the branch that came closest, the way
+python-jsonschema's ``best_match`` does: prefer branches whose type matched, then the branch with
+the fewest errors, and report that branch's own errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from logkit.results import Issue
+
+if TYPE_CHECKING:
+    import jsonschema_rs
+
+_SHOWN = 60  # characters of a value quoted in a message
+
+
+def pointer(parts: Iterable[str | int]) -> str:
+    """RFC 6901 JSON pointer from path parts."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def show(value: Any) -> str:
+    """A short JSON rendering of a value for messages."""
+    import msgspec
+
+    try:
+        text = msgspec.json.encode(value).decode()
+    except (TypeError, OverflowError):
+        text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def explain(validator: jsonschema_rs.Validator, instance: Any, limit: int = 50) -> list[Issue]:
+    """Every reason ``instance`` fails ``validator`` (at most ``limit``), best matches first."""
+    issues: list[Issue] = []
+    for error in validator.iter_errors(instance):
+        issues.extend(_issues(error))
+        if len(issues) >= limit:
+            break
+    return issues[:limit]
+
+
+def _issues(error: jsonschema_rs.ValidationError) -> list[Issue]:
+    kind = type(error.kind).__name__
+    where = pointer(error.instance_path)
+    if kind in ("AnyOf", "OneOfNotValid"):
+        branches: list[list[jsonschema_rs.ValidationError]] = error.kind.context
+        best = _best_branch(branches, len(error.instance_path))
+        if best:
+            keyword = "anyOf" if kind == "AnyOf" else "oneOf"
+            issues = [leaf for sub in best for leaf in _issues(sub)]
+            note = f" (closest of {len(branches)} {keyword} alternatives)"
+            return [Issue(i.path, i.rule, i.message + note) for i in issues]
+    if kind == "AdditionalProperties":
+        unexpected: list[str] = error.kind.unexpected
+        return [Issue(f"{where}/{pointer([name])[1:]}", "additionalProperties",
+                      f"property {name!r} is not allowed by the contract") for name in unexpected]
+    if kind == "Required":
+        name = error.kind.property
+        return [Issue(where, "required", f"missing required property {name!r}")]
+    return [Issue(where, _rule(error, kind), _message(error, kind))]
+
+
+def _best_branch(branches: list[list[jsonschema_rs.ValidationError]],
+                 depth: int) -> list[jsonschema_rs.ValidationError] | None:
+    def score(errors: list[jsonschema_rs.ValidationError]) -> tuple[int, int, int]:
+        # A type error at the alternative's own level means the branch describes another kind
+        # of value altogether: the least relevant explanation.
+        wrong_type = any(type(e.kind).__name__ == "Type" and len(e.instance_path) == depth
+                         for e in errors)
+        deepest = max((len(e.instance_path) for e in errors), default=0)
+        return (1 if wrong_type else 0, len(errors), -deepest)
+
+    candidates = [b for b in branches if b]
+    return min(candidates, key=score) if candidates else None
+
+
+_KIND_RULES = {
+    "AnyOf": "anyOf", "OneOfNotValid": "oneOf", "OneOfMultipleValid": "oneOf",
+    "FalseSchema": "false", "Constant": "const", "Referencing": "$ref",
+    "FromUtf8": "contentEncoding", "BacktrackLimitExceeded": "pattern",
+    "RegexEngineFailure": "pattern",
+}
+
+
+def _rule(error: jsonschema_rs.ValidationError, kind: str) -> str:
+    if kind in _KIND_RULES:
+        return _KIND_RULES[kind]
+    for part in reversed(error.schema_path):
+        if isinstance(part, str) and not part.isdigit():
+            return part
+    return kind[:1].lower() + kind[1:]
+
+
+def _message(error: jsonschema_rs.ValidationError, kind: str) -> str:
+    details: dict[str, Any] = error.kind.as_dict() if hasattr(error.kind, "as_dict") else {}
+    value = show(error.instance)
+    if kind == "Type":
+        expected = details.get("types") or details.get("type") or "?"
+        if isinstance(expected, list):
+            expected = " or ".join(str(t) for t in expected)
+        return f"expected {expected}, found {value}"
+    if kind == "Format":
+        return f"{value} is not a valid {details.get('format', 'value')}"
+    if kind == "Enum":
+        options = details.get("options", [])
+        shown = ", ".join(show(o) for o in options[:10]) + (", …" if len(options) > 10 else "")
+        return f"{value} is not one of the allowed values: {shown}"
+    if kind == "OneOfMultipleValid":
+        return f"{value} matches more than one oneOf alternative; exactly one must match"
+    if kind == "FalseSchema":
+        return f"{value} is not allowed here (the schema is false)"
+    message: str = error.message
+    # jsonschema-rs quotes the whole instance; keep messages one readable line.
+    return message.replace(_raw(error.instance), value, 1) if len(message) > 200 else message
+
+
+def _raw(value: Any) -> str:
+    import msgspec
+
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, OverflowError):
+        return repr(value)

@@ -1,0 +1,153 @@
+"""Event sources -> blocks of lines, with line numbers, in bounded memory.
+
+JSONL is read in blocks that end on a line boundary, so a block can be checked in this process
+or shipped to a worker whole. ``.json`` files hold one event and ``.yaml``/``.yml`` files one
+event per document; those are small by nature and are read whole.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from logkit.errors import InputError
+from logkit.parse import BOM
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+EVENT_SUFFIXES = (".json", ".jsonl", ".ndjson", ".yaml", ".yml")
+BLOCK_BYTES = 1024 * 1024
+STDIN = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input: a file, or standard input (``path`` None)."""
+
+    name: str
+    path: Path | None
+    kind: str  # "jsonl", "json" or "yaml"
+
+    @property
+    def size(self) -> int | None:
+        try:
+            return self.path.stat().st_size if self.path else None
+        except OSError:
+            return None
+
+
+def _kind(path: Path) -> str:
+    if path.suffix in (".yaml", ".yml"):
+        return "yaml"
+    if path.suffix == ".json":
+        return "json"
+    return "jsonl"  # .jsonl, .ndjson, and any file named explicitly whatever its ending
+
+
+def discover(paths: list[str]) -> list[Source]:
+    """Sources for command-line paths: files, folders (recursively) and ``-`` for stdin."""
+    sources: list[Source] = []
+    for raw in paths:
+        if raw == STDIN:
+            sources.append(Source("<stdin>", None, "jsonl"))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.suffix in EVENT_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            sources.extend(Source(str(p), p, _kind(p)) for p in found)
+        elif path.is_file():
+            sources.append(Source(raw, path, _kind(path)))
+        elif path.exists():
+            raise InputError(f"{raw}: not a regular file or folder")
+        else:
+            raise InputError(f"{raw}: no such file or folder")
+    return sources
+
+
+def open_source(source: Source) -> BinaryIO:
+    if source.path is None:
+        return sys.stdin.buffer
+    try:
+        return open(source.path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from exc
+
+
+def read_all(source: Source) -> bytes:
+    with open_source(source) as stream:
+        try:
+            return stream.read()
+        except OSError as exc:
+            raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from exc
+
+
+def blocks(stream: BinaryIO, max_line_bytes: int, name: str,
+           block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(number of the block's first line, block)``; each block ends with a newline.
+
+    A line longer than ``max_line_bytes`` is cut to ``max_line_bytes + 1`` bytes (enough for the
+    checker to call it too large) and the rest is skipped, so memory stays bounded.
+    """
+    line = 1
+    pending = b""
+    first = True
+    skipping = False
+    read = stream.read1 if hasattr(stream, "read1") else stream.read
+    while True:
+        try:
+            data = read(block_bytes)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
+        if not data:
+            break
+        if first:
+            first = False
+            if data.startswith(BOM):  # a BOM at the very start is an editor's habit, not data
+                data = data[len(BOM):]
+        if skipping:
+            cut = data.find(b"\n")
+            if cut < 0:
+                continue
+            data = data[cut + 1:]
+            skipping = False
+        pending += data
+        cut = pending.rfind(b"\n")
+        if cut < 0:
+            if len(pending) > max_line_bytes:
+                yield line, pending[: max_line_bytes + 1] + b"\n"
+                line += 1
+                pending = b""
+                skipping = True
+            continue
+        block, pending = pending[: cut + 1], pending[cut + 1:]
+        yield line, block
+        line += block.count(b"\n")
+        if len(pending) > max_line_bytes:
+            yield line, pending[: max_line_bytes + 1] + b"\n"
+            line += 1
+            pending = b""
+            skipping = True
+    if pending and not skipping:
+        yield line, pending
+
+
+def total_size(sources: list[Source]) -> int:
+    """Bytes of the file sources (stdin counts as unknown, i.e. large)."""
+    total = 0
+    for source in sources:
+        size = source.size
+        total += size if size is not None else 1 << 40
+    return total
+
+
+def stdin_is_piped() -> bool:
+    try:
+        return not os.isatty(sys.stdin.fileno())
+    except (OSError, ValueError):
+        return True

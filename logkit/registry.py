@@ -1,0 +1,390 @@
+"""Contracts on disk -> validated, versioned Contract objects and cached validators.
+
+Layout (PRODUCT.md): ``<root>/<name>/<version>.yaml|.yml|.json``; shared definitions under
+``<root>/_shared/``. ``$ref``s resolve only to files inside the registry; a remote reference is
+an error that names it, and nothing is ever fetched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from logkit import yamlsafe
+from logkit.errors import RegistryError, UnknownContractError, UsageError
+
+if TYPE_CHECKING:
+    import jsonschema_rs
+
+    from logkit.results import Issue
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+VERSION_RE = re.compile(r"^[1-9][0-9]*$")
+SCHEMA_SUFFIXES = (".yaml", ".yml", ".json")
+SHARED_DIR = "_shared"
+COMPAT_MODES = (
+    "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+    "FULL", "FULL_TRANSITIVE", "NONE",
+)
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+
+
+def did_you_mean(word: str, candidates: Iterator[str] | list[str] | tuple[str, ...]) -> str:
+    """A ` (did you mean 'x'?)` suffix for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRef:
+    """``name`` or ``name@version`` as a user writes it."""
+
+    name: str
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ContractRef:
+        name, sep, version = text.strip().partition("@")
+        if not NAME_RE.match(name):
+            raise UsageError(
+                f"{text!r} is not a contract name: use lowercase letters, digits and '_', "
+                "with dots for namespaces, e.g. 'search' or 'search@2'")
+        if not sep:
+            return cls(name)
+        if not VERSION_RE.match(version):
+            raise UsageError(f"{text!r}: the version after '@' must be a positive integer")
+        return cls(name, int(version))
+
+    def __str__(self) -> str:
+        return self.name if self.version is None else f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with a registry file, found while loading or linting it."""
+
+    path: Path
+    message: str
+    rule: str
+    pointer: str = ""
+    line: int | None = None
+    severity: str = "error"
+
+
+@dataclass(eq=False)
+class Contract:
+    """One version of one contract, as loaded from its file."""
+
+    name: str
+    version: int
+    path: Path
+    schema: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        meta = self.schema.get("x-logkit")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def owner(self) -> str | None:
+        owner = self.meta.get("owner")
+        return owner if isinstance(owner, str) else None
+
+    @property
+    def compatibility(self) -> str:
+        mode = self.meta.get("compatibility", "BACKWARD")
+        return mode if isinstance(mode, str) else "BACKWARD"
+
+    @property
+    def status(self) -> str:
+        status = self.meta.get("status", "active")
+        return status if isinstance(status, str) else "active"
+
+    @property
+    def title(self) -> str:
+        title = self.schema.get("title")
+        return title if isinstance(title, str) else ""
+
+    @property
+    def description(self) -> str:
+        text = self.schema.get("description")
+        return text if isinstance(text, str) else ""
+
+
+def read_document(path: Path) -> Any:
+    """Read one JSON or YAML document from disk; raise RegistryError naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix == ".json":
+            return json.loads(data, object_pairs_hook=_no_duplicates,
+                              parse_constant=_no_constant)
+        return yamlsafe.load(data)
+    except yamlsafe.YamlError as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise RegistryError(f"{where}: invalid YAML: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise RegistryError(f"{path}: invalid JSON: {exc}") from exc
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class Registry:
+    """A folder of versioned contracts. Load with ``Registry.load(path)``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.contracts: dict[str, dict[int, Contract]] = {}
+        self.problems: list[Problem] = []
+        self.shared_files: list[Path] = []
+        self._validators: dict[tuple[str, int], jsonschema_rs.Validator] = {}
+        self._documents: dict[Path, Any] = {}
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path = "registry", *, strict: bool = True) -> Registry:
+        """Load every contract file under ``path``.
+
+        With ``strict`` (the default) the first problem raises RegistryError; ``logkit lint``
+        loads with ``strict=False`` and reports ``registry.problems`` instead.
+        """
+        root = Path(path)
+        if not root.is_dir():
+            hint = "" if root.exists() else " (set --registry or LOGKIT_REGISTRY)"
+            raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
+        registry = cls(root.resolve())
+        registry._scan()
+        if strict and registry.errors:
+            first = registry.errors[0]
+            more = len(registry.errors) - 1
+            where = f"{first.path}:{first.line}" if first.line else str(first.path)
+            tail = f" (and {more} more problem{'s' if more > 1 else ''}; run `logkit lint`)" \
+                if more else ""
+            raise RegistryError(f"{where}: {first.message}{tail}")
+        return registry
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def _scan(self) -> None:
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.name == SHARED_DIR:
+                self.shared_files = sorted(
+                    p for p in entry.rglob("*") if p.suffix in SCHEMA_SUFFIXES and p.is_file())
+                continue
+            if not entry.is_dir():
+                if entry.suffix in SCHEMA_SUFFIXES:
+                    self._problem(entry, "layout",
+                                  "a contract file must sit in a folder named after its "
+                                  "contract: registry/<name>/<version>.yaml")
+                continue
+            if not NAME_RE.match(entry.name):
+                self._problem(entry, "contract-name",
+                              f"{entry.name!r} is not a valid contract name (lowercase letters, "
+                              "digits and '_', dots for namespaces)")
+                continue
+            self._scan_contract(entry)
+
+    def _scan_contract(self, folder: Path) -> None:
+        versions: dict[int, Contract] = {}
+        for file in sorted(folder.iterdir()):
+            if file.name.startswith(".") or file.suffix not in SCHEMA_SUFFIXES:
+                continue
+            if not VERSION_RE.match(file.stem):
+                self._problem(file, "version-name",
+                              f"{file.name!r}: a version file is named by a positive integer "
+                              "with no leading zeros, e.g. 1.yaml")
+                continue
+            version = int(file.stem)
+            if version in versions:
+                self._problem(file, "duplicate-version",
+                              f"version {version} of {folder.name!r} is defined twice "
+                              f"({versions[version].path.name} and {file.name})")
+                continue
+            try:
+                schema = self.document(file)
+            except RegistryError as exc:
+                self._problem(file, "parse", str(exc).split(": ", 1)[-1])
+                continue
+            if not isinstance(schema, (dict, bool)):
+                self._problem(file, "not-a-schema",
+                              "a contract must be a JSON Schema object")
+                continue
+            schema_dict = schema if isinstance(schema, dict) else {}
+            versions[version] = Contract(folder.name, version, file.resolve(), schema_dict)
+        if versions:
+            self.contracts[folder.name] = dict(sorted(versions.items()))
+        else:
+            self._problem(folder, "empty-contract",
+                          f"contract folder {folder.name!r} holds no version files")
+
+    def _problem(self, path: Path, rule: str, message: str, **extra: Any) -> None:
+        self.problems.append(Problem(path, message, rule, **extra))
+
+    def document(self, path: Path) -> Any:
+        """A registry file's parsed content, read once."""
+        path = path.resolve()
+        if path not in self._documents:
+            self._documents[path] = read_document(path)
+        return self._documents[path]
+
+    # -- lookup ----------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return sorted(self.contracts)
+
+    def versions(self, name: str) -> list[int]:
+        return list(self.contracts.get(name, {}))
+
+    def get(self, ref: str | ContractRef) -> Contract:
+        """The contract a ``name[@version]`` names; a bare name means its latest version."""
+        if isinstance(ref, str):
+            ref = ContractRef.parse(ref)
+        versions = self.contracts.get(ref.name)
+        if versions is None:
+            raise UnknownContractError(
+                f"unknown contract {ref.name!r}{did_you_mean(ref.name, self.names())}"
+                + ("" if self.contracts else f" (the registry {str(self.root)!r} is empty)"))
+        if ref.version is None:
+            return versions[max(versions)]
+        if ref.version not in versions:
+            known = ", ".join(str(v) for v in versions)
+            raise UnknownContractError(
+                f"contract {ref.name!r} has no version {ref.version} (versions: {known})")
+        return versions[ref.version]
+
+    def __iter__(self) -> Iterator[Contract]:
+        for name in self.names():
+            yield from self.contracts[name].values()
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validator(self, contract: Contract | str | ContractRef) -> jsonschema_rs.Validator:
+        """The compiled validator of a contract, built once and cached."""
+        if not isinstance(contract, Contract):
+            contract = self.get(contract)
+        key = (contract.name, contract.version)
+        compiled = self._validators.get(key)
+        if compiled is None:
+            compiled = self._compile(contract)
+            self._validators[key] = compiled
+        return compiled
+
+    def _compile(self, contract: Contract) -> jsonschema_rs.Validator:
+        import jsonschema_rs
+
+        if not jsonschema_rs.meta.is_valid(contract.schema):
+            from logkit.lint import meta_schema_problems
+
+            first = meta_schema_problems(contract.schema)[0]
+            raise RegistryError(
+                f"{contract.path}: {contract.label} is not a valid JSON Schema: at "
+                f"{first[0] or '/'}: {first[1]} (run `logkit lint`)")
+        return compile_schema(contract.schema, base_uri=contract.path.as_uri(),
+                              retrieve=self._retrieve, where=f"{contract.path}")
+
+    def _retrieve(self, uri: str) -> Any:
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            raise RemoteRefError(uri)
+        path = Path(unquote(parts.path)).resolve()
+        if not path.is_relative_to(self.root):
+            raise RemoteRefError(uri, outside=True)
+        if not path.is_file():
+            raise MissingRefError(uri)
+        return self.document(path)
+
+    def validate(self, contract: str | ContractRef | Contract, event: Any) -> list[Issue]:
+        """Check one event; an empty list means it is valid."""
+        from logkit.explain import explain
+
+        validator = self.validator(contract)
+        if validator.is_valid(event):
+            return []
+        return explain(validator, event)
+
+
+class RemoteRefError(Exception):
+    def __init__(self, uri: str, *, outside: bool = False) -> None:
+        super().__init__(uri)
+        self.uri = uri
+        self.outside = outside
+
+
+class MissingRefError(Exception):
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.uri = uri
+
+
+@dataclass
+class _Retriever:
+    retrieve: Any
+    failures: list[Exception] = field(default_factory=list)
+
+    def __call__(self, uri: str) -> Any:
+        try:
+            return self.retrieve(uri)
+        except Exception as exc:
+            self.failures.append(exc)
+            raise
+
+
+def compile_schema(schema: Any, *, base_uri: str, retrieve: Any,
+                   where: str) -> jsonschema_rs.Validator:
+    """Build a draft 2020-12 validator that checks formats and never touches the network.
+
+    ``retrieve(uri)`` returns the document for a referenced URI or raises; ``where`` names
+    the schema in error messages.
+    """
+    import jsonschema_rs
+
+    retriever = _Retriever(retrieve)
+    try:
+        return jsonschema_rs.Draft202012Validator(
+            schema, validate_formats=True, base_uri=base_uri, retriever=retriever,
+            )
+    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
+        for failure in retriever.failures:
+            if isinstance(failure, RemoteRefError):
+                reason = ("points outside the registry" if failure.outside
+                          else "is a remote reference")
+                raise RegistryError(
+                    f"{where}: $ref {failure.uri!r} {reason}; logkit resolves references only "
+                    "to files inside the registry and never fetches") from exc
+            if isinstance(failure, MissingRefError):
+                raise RegistryError(
+                    f"{where}: $ref target {failure.uri!r} does not exist") from exc
+            if isinstance(failure, RegistryError):
+                raise failure from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RegistryError(f"{where}: cannot compile the schema: {first}") from exc

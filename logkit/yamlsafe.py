@@ -1,0 +1,170 @@
+"""A JSON-safe YAML loader: YAML in, only what JSON can say out.
+
+Plain ``yaml.safe_load`` turns ``2024-01-02`` into a date, ``on`` into ``True`` and silently keeps
+the last of two duplicate keys. Contracts and events must mean the same in YAML as in JSON, so
+this loader keeps timestamps as strings, only ``true``/``false`` as booleans, keys as strings,
+refuses duplicate keys, and refuses alias expansions big enough to be a "billion laughs" bomb.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+try:  # the C loader is several times faster; fall back quietly when libyaml is absent
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+#: Nodes an alias-expanded document may have; far above any real contract.
+MAX_EXPANDED_NODES = 100_000
+
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+class YamlError(ValueError):
+    """A YAML document that cannot be read as JSON data; ``line`` is 1-based or None."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _JsonSafeLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    pass
+
+
+# Drop the YAML 1.1 resolvers for timestamps and yes/no/on/off booleans; keep true/false only.
+_JsonSafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (
+        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _JsonSafeLoader.yaml_implicit_resolvers.setdefault(_first, []).append(
+        ("tag:yaml.org,2002:bool", _BOOL))
+
+
+def _construct_mapping(loader: _JsonSafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    loader.flatten_mapping(node)
+    result: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise YamlError("a mapping key must be a plain value, not a list or mapping",
+                            key_node.start_mark.line + 1)
+        # The key as written: `200:` is the property "200", `on:` is "on", `null:` is "null".
+        key = str(key_node.value)
+        if key in result:
+            raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_JsonSafeLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def _construct_float(loader: _JsonSafeLoader, node: yaml.ScalarNode) -> float:
+    value = float(loader.construct_yaml_float(node))
+    if value != value or value in (float("inf"), float("-inf")):
+        raise YamlError(f"{node.value!r} is not a finite number, which JSON cannot represent",
+                        node.start_mark.line + 1)
+    return value
+
+
+_JsonSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def _check_expansion(node: yaml.Node) -> None:
+    """Refuse documents whose aliases expand to more than MAX_EXPANDED_NODES nodes."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in open_nodes:
+            raise YamlError("a recursive alias cannot be represented as JSON",
+                            n.start_mark.line + 1)
+        if id(n) in sizes:
+            return sizes[id(n)]
+        open_nodes.add(id(n))
+        total = 1
+        if isinstance(n, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total += sum(size(item) for item in n.value)
+        if total > MAX_EXPANDED_NODES:
+            raise YamlError(
+                f"aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?)",
+                n.start_mark.line + 1)
+        open_nodes.discard(id(n))
+        sizes[id(n)] = total
+        return total
+
+    size(node)
+
+
+def load_all(text: str | bytes) -> Iterator[Any]:
+    """Yield each document of a YAML stream as JSON-compatible data."""
+    for _line, value in load_all_with_lines(text):
+        yield value
+
+
+def load_all_with_lines(text: str | bytes) -> Iterator[tuple[int, Any]]:
+    """Yield ``(first line, data)`` for each document of a YAML stream."""
+    loader = _JsonSafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            _check_expansion(node)
+            yield node.start_mark.line + 1, loader.construct_document(node)
+    except YamlError:
+        raise
+    except RecursionError as exc:
+        raise YamlError("nesting too deep") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise YamlError(problem, mark.line + 1 if mark else None) from exc
+    except yaml.YAMLError as exc:
+        raise YamlError(str(exc).splitlines()[0]) from exc
+    finally:
+        loader.dispose()
+
+
+def load(text: str | bytes) -> Any:
+    """Load a single-document YAML text; an empty document is None."""
+    docs = list(load_all(text))
+    if len(docs) > 1:
+        raise YamlError(f"expected one YAML document, found {len(docs)}")
+    return docs[0] if docs else None
+
+
+def pointer_lines(text: str | bytes) -> dict[str, int]:
+    """Map each JSON pointer in a single-document YAML text to its 1-based line.
+
+    Only used when reporting a problem, so it may compose the document a second time.
+    """
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, pointer: str) -> None:
+        if pointer.count("/") > 64:  # aliases may nest deeper than the text does
+            return
+        lines.setdefault(pointer, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                token = str(key.value).replace("~", "~0").replace("/", "~1")
+                lines.setdefault(f"{pointer}/{token}", key.start_mark.line + 1)
+                walk(value, f"{pointer}/{token}")
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{pointer}/{index}")
+
+    try:
+        root = yaml.compose(text, Loader=_JsonSafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, "")
+    return lines
