@@ -90,3 +90,8 @@ def failure_dict(failure: EventFailure) -> dict[str, object]:
     return {"source": failure.source, "line": failure.line, "contract": failure.contract,
             "version": failure.version, "reason": failure.reason,
             "errors": [issue.as_dict() for issue in failure.issues]}
+
+
+def plural(count: int, noun: str) -> str:
+    """``plural(1, "event")`` -> ``1 event``; ``plural(3, "event")`` -> ``3 events``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
