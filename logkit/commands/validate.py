@@ -54,6 +54,7 @@ def validate(options: ValidateOptions) -> int:
 
     valid = invalid = 0
     per_contract: Counter[tuple[str, str]] = Counter()
+    invalid_per_contract: Counter[tuple[str, str]] = Counter()
     stopped = False
     for _source, result in runner.results(checker, job, sources, workers):
         valid += result.valid
@@ -61,7 +62,7 @@ def validate(options: ValidateOptions) -> int:
         for failure in result.failures:
             invalid += 1
             if failure.contract is not None and failure.version is not None:
-                per_contract[(failure.contract, str(failure.version))] += 0
+                invalid_per_contract[(failure.contract, str(failure.version))] += 1
             reporter.event(failure)
             if options.max_errors is not None and invalid >= options.max_errors:
                 stopped = True
@@ -83,7 +84,9 @@ def validate(options: ValidateOptions) -> int:
         line = f"{total} events checked in {where}: all valid"
     counts = {"events": total, "valid": valid, "invalid": invalid, "files": files,
               "stopped_early": stopped,
-              "per_contract": {f"{name}@{version}": n
-                               for (name, version), n in sorted(per_contract.items())}}
+              "per_contract": {
+                  f"{name}@{version}": {"valid": per_contract[(name, version)],
+                                        "invalid": invalid_per_contract[(name, version)]}
+                  for name, version in sorted(set(per_contract) | set(invalid_per_contract))}}
     reporter.finish(Outcome(ok=invalid == 0, line=line, counts=counts))
     return 1 if invalid else 0
