@@ -359,20 +359,22 @@ class _Retriever:
             raise
 
 
-def compile_schema(schema: Any, *, base_uri: str, retrieve: Any,
-                   where: str) -> jsonschema_rs.Validator:
-    """Build a draft 2020-12 validator that checks formats and never touches the network.
+def compile_schema(schema: Any, *, base_uri: str, retrieve: Any, where: str,
+                   assert_formats: bool = True) -> jsonschema_rs.Validator:
+    """Build a validator that checks formats and never touches the network.
 
-    ``retrieve(uri)`` returns the document for a referenced URI or raises; ``where`` names
-    the schema in error messages.
+    The dialect is the schema's ``$schema`` (draft 2020-12 when absent; lint requires 2020-12
+    of contracts), so a custom meta-schema's ``$vocabulary`` is honoured. ``retrieve(uri)``
+    returns the document for a referenced URI or raises; ``where`` names the schema in error
+    messages. ``assert_formats=False`` treats ``format`` as an annotation, the spec's default;
+    logkit always asserts formats on events.
     """
     import jsonschema_rs
 
     retriever = _Retriever(retrieve)
     try:
-        return jsonschema_rs.Draft202012Validator(
-            schema, validate_formats=True, base_uri=base_uri, retriever=retriever,
-            )
+        return jsonschema_rs.validator_for(
+            schema, validate_formats=assert_formats, base_uri=base_uri, retriever=retriever)
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
         for failure in retriever.failures:
             if isinstance(failure, RemoteRefError):

@@ -30,31 +30,10 @@ BASE_URI = "file:///json-schema-test-suite/test.json"
 # The optional format files whose formats logkit relies on, so they must hold too.
 FORMATS = ("date-time", "date", "time", "uuid", "email", "uri", "ipv4", "ipv6", "hostname")
 
-# Required tests that fail through logkit for a reason the harness cannot (and should not)
-# change. They are strict xfails: if one starts passing, the run turns red.
-FORMAT_IS_ASSERTED = (
-    "logkit asserts formats on purpose (compile_schema passes validate_formats=True); the "
-    "suite's required format.json expects 'format' to be an annotation only by default"
-)
-# Keyed by (file, group description, test description), untruncated.
-KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
-    (
-        "vocabulary",
-        "schema that uses custom metaschema with with no validation vocabulary",
-        "no validation: invalid number, but it still validates",
-    ): (
-        "compile_schema builds jsonschema_rs.Draft202012Validator, which pins the dialect and "
-        "never loads the custom $schema meta-schema (the retriever is not even asked for it), "
-        "so its $vocabulary turning the validation vocabulary off is ignored and 'minimum' "
-        "still asserts; jsonschema_rs.validator_for loads it and passes this test"
-    ),
-}
-
-
-def _known_failure(label: str, group: str, test: str) -> str | None:
-    if label == "format" and test.endswith("is only an annotation by default"):
-        return FORMAT_IS_ASSERTED
-    return KNOWN_FAILURES.get((label, group, test))
+# The required format.json tests say that by default `format` is only an annotation. logkit
+# asserts formats on events on purpose, so that file runs with assert_formats=False (the spec's
+# default); every other file, and the optional format tests, run with formats asserted.
+ANNOTATION_ONLY = ("format",)
 
 
 def retrieve(uri: str) -> Any:
@@ -81,7 +60,11 @@ def _validator(path: Path, index: int) -> Any:
     """One compiled validator per group, shared by the group's tests."""
     schema = _groups(path)[index]["schema"]
     return compile_schema(
-        schema, base_uri=BASE_URI, retrieve=retrieve, where=f"{path.name}[{index}]"
+        schema,
+        base_uri=BASE_URI,
+        retrieve=retrieve,
+        where=f"{path.name}[{index}]",
+        assert_formats=path.stem not in ANNOTATION_ONLY or path.parent.name == "format",
     )
 
 
@@ -107,9 +90,7 @@ def _cases() -> list[Any]:
                 if case_id in seen:
                     case_id = f"{case_id}#{number}"
                 seen.add(case_id)
-                reason = _known_failure(label, group["description"], test["description"])
-                marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-                params.append(pytest.param(path, index, test, marks=marks, id=case_id))
+                params.append(pytest.param(path, index, test, id=case_id))
     return params
 
 
