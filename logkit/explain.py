@@ -47,9 +47,10 @@ def explain(validator: jsonschema_rs.Validator, instance: Any, limit: int = 50) 
 
 def _issues(error: jsonschema_rs.ValidationError) -> list[Issue]:
     kind = type(error.kind).__name__
+    details: Any = error.kind  # attributes differ per kind
     where = pointer(error.instance_path)
     if kind in ("AnyOf", "OneOfNotValid"):
-        branches: list[list[jsonschema_rs.ValidationError]] = error.kind.context
+        branches: list[list[jsonschema_rs.ValidationError]] = details.context
         best = _best_branch(branches, len(error.instance_path))
         if best:
             keyword = "anyOf" if kind == "AnyOf" else "oneOf"
@@ -57,11 +58,11 @@ def _issues(error: jsonschema_rs.ValidationError) -> list[Issue]:
             note = f" (closest of {len(branches)} {keyword} alternatives)"
             return [Issue(i.path, i.rule, i.message + note) for i in issues]
     if kind == "AdditionalProperties":
-        unexpected: list[str] = error.kind.unexpected
+        unexpected: list[str] = details.unexpected
         return [Issue(f"{where}/{pointer([name])[1:]}", "additionalProperties",
                       f"property {name!r} is not allowed by the contract") for name in unexpected]
     if kind == "Required":
-        name = error.kind.property
+        name = details.property
         return [Issue(where, "required", f"missing required property {name!r}")]
     return [Issue(where, _rule(error, kind), _message(error, kind))]
 

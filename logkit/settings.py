@@ -7,6 +7,7 @@ Relative paths in a settings file are relative to that file's folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,11 @@ def _read_file_settings(cwd: Path) -> tuple[dict[str, Any], Path | None]:
     return {}, None
 
 
-def load_settings(cwd: Path | None = None, env: dict[str, str] | None = None,
+def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None,
                   **flags: Any) -> Settings:
     """Resolve settings; ``flags`` holds command-line values (None when not given)."""
     cwd = cwd or Path.cwd()
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     settings = Settings()
     data, origin = _read_file_settings(cwd)
     if origin is not None:
@@ -83,7 +84,7 @@ def load_settings(cwd: Path | None = None, env: dict[str, str] | None = None,
                 continue
             _apply(settings, key, value, str(origin), base=origin.parent)
     for key in KNOWN_KEYS:
-        raw = env.get(f"LOGKIT_{key.upper()}")
+        raw = environ.get(f"LOGKIT_{key.upper()}")
         if raw and key != "compat":
             _apply(settings, key, raw, f"LOGKIT_{key.upper()}", base=None)
     for key, value in flags.items():

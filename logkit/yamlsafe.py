@@ -33,7 +33,7 @@ class YamlError(ValueError):
         self.line = line
 
 
-class _JsonSafeLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _JsonSafeLoader(_BaseLoader):
     pass
 
 
@@ -117,6 +117,8 @@ def load_all_with_lines(text: str | bytes) -> Iterator[tuple[int, Any]]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                continue
             _check_expansion(node)
             yield node.start_mark.line + 1, loader.construct_document(node)
     except YamlError:
