@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import jsonschema_rs
 
 _SHOWN = 60  # characters of a value quoted in a message
+_NOTED = " (closest of "
 
 
 def pointer(parts: Iterable[str | int]) -> str:
@@ -56,14 +57,23 @@ def _issues(error: jsonschema_rs.ValidationError) -> list[Issue]:
             keyword = "anyOf" if kind == "AnyOf" else "oneOf"
             issues = [leaf for sub in best for leaf in _issues(sub)]
             note = f" (closest of {len(branches)} {keyword} alternatives)"
-            return [Issue(i.path, i.rule, i.message + note) for i in issues]
+            # A nested anyOf/oneOf has already said which alternative it picked.
+            return [i if _NOTED in i.message else Issue(i.path, i.rule, i.message + note)
+                    for i in issues]
     if kind == "AdditionalProperties":
         unexpected: list[str] = details.unexpected
         return [Issue(f"{where}/{pointer([name])[1:]}", "additionalProperties",
                       f"property {name!r} is not allowed by the contract") for name in unexpected]
     if kind == "Required":
         name = details.property
+        if error.schema_path and error.schema_path[-1] == "dependentRequired":
+            return [Issue(where, "dependentRequired",
+                          f"missing property {name!r}, required by another property that "
+                          "is present")]
         return [Issue(where, "required", f"missing required property {name!r}")]
+    if kind == "PropertyNames":
+        # The error is about a key, not a value; jsonschema-rs words it like a value's.
+        return [Issue(where, "propertyNames", f"property name {_message(error, kind)}")]
     return [Issue(where, _rule(error, kind), _message(error, kind))]
 
 
