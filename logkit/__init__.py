@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from logkit.testing import assert_valid
 
 _WHERE = {
-    "Registry": "logkit.registry", "ContractRef": "logkit.registry",
-    "Issue": "logkit.results", "LogkitError": "logkit.errors",
+    "Registry": "logkit.registry",
+    "ContractRef": "logkit.registry",
+    "Issue": "logkit.results",
+    "LogkitError": "logkit.errors",
     "assert_valid": "logkit.testing",
 }
 

@@ -19,14 +19,25 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-RegistryOpt = Annotated[Path | None, typer.Option(
-    "--registry", help="Registry folder [default: registry; env LOGKIT_REGISTRY].",
-    show_default=False)]
-FormatOpt = Annotated[str, typer.Option(
-    "--format", "-f", help="Output format: text, json, github or junit.")]
-ColorOpt = Annotated[bool | None, typer.Option(
-    "--color/--no-color", help="Force colour on or off [default: on for a terminal].",
-    show_default=False)]
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry",
+        help="Registry folder [default: registry; env LOGKIT_REGISTRY].",
+        show_default=False,
+    ),
+]
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="Output format: text, json, github or junit.")
+]
+ColorOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--color/--no-color",
+        help="Force colour on or off [default: on for a terminal].",
+        show_default=False,
+    ),
+]
 
 
 def _settings(**flags: Any) -> Any:
@@ -38,34 +49,55 @@ def _settings(**flags: Any) -> Any:
     return settings
 
 
-def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json", "github", "junit")) \
-        -> str:
+def _check_format(fmt: str, allowed: tuple[str, ...] = ("text", "json", "github", "junit")) -> str:
     if fmt not in allowed:
         from logkit.errors import UsageError
         from logkit.registry import did_you_mean
 
-        raise UsageError(f"unknown --format {fmt!r}{did_you_mean(fmt, allowed)}; "
-                         f"choose one of: {', '.join(allowed)}")
+        raise UsageError(
+            f"unknown --format {fmt!r}{did_you_mean(fmt, allowed)}; "
+            f"choose one of: {', '.join(allowed)}"
+        )
     return fmt
 
 
 @app.command()
 def validate(
-    paths: Annotated[list[str] | None, typer.Argument(
-        help="Event files or folders (searched recursively); '-' or a pipe reads stdin.",
-        show_default=False)] = None,
-    contract: Annotated[str | None, typer.Option(
-        "--contract", "-c", help="Check bare events against NAME or NAME@VERSION.",
-        show_default=False)] = None,
-    max_errors: Annotated[int | None, typer.Option(
-        "--max-errors", help="Stop after N invalid events.", show_default=False)] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Event files or folders (searched recursively); '-' or a pipe reads stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    contract: Annotated[
+        str | None,
+        typer.Option(
+            "--contract",
+            "-c",
+            help="Check bare events against NAME or NAME@VERSION.",
+            show_default=False,
+        ),
+    ] = None,
+    max_errors: Annotated[
+        int | None,
+        typer.Option("--max-errors", help="Stop after N invalid events.", show_default=False),
+    ] = None,
     fmt: FormatOpt = "text",
-    workers: Annotated[int | None, typer.Option(
-        "--workers", help="Processes to validate with [default: all cores for large inputs].",
-        show_default=False)] = None,
-    max_line_bytes: Annotated[int | None, typer.Option(
-        "--max-line-bytes", help="Largest event accepted [default: 1 MiB].",
-        show_default=False)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes to validate with [default: all cores for large inputs].",
+            show_default=False,
+        ),
+    ] = None,
+    max_line_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
+        ),
+    ] = None,
     registry: RegistryOpt = None,
     color: ColorOpt = None,
 ) -> None:
@@ -74,9 +106,14 @@ def validate(
     from logkit.commands.validate import validate as run
 
     options = ValidateOptions(
-        paths=paths or [], settings=_settings(registry=registry, max_line_bytes=max_line_bytes),
-        contract=contract, max_errors=max_errors, fmt=_check_format(fmt),
-        workers=workers, color=color)
+        paths=paths or [],
+        settings=_settings(registry=registry, max_line_bytes=max_line_bytes),
+        contract=contract,
+        max_errors=max_errors,
+        fmt=_check_format(fmt),
+        workers=workers,
+        color=color,
+    )
     raise typer.Exit(run(options))
 
 
@@ -84,15 +121,15 @@ def validate(
 def lint(
     fmt: FormatOpt = "text",
     registry: RegistryOpt = None,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Fail on warnings too.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
     color: ColorOpt = None,
 ) -> None:
     """Check the registry's health: layout, schemas, metadata, examples, closed objects."""
     from logkit.commands.lint import lint as run
 
-    raise typer.Exit(run(_settings(registry=registry), fmt=_check_format(fmt), strict=strict,
-                         color=color))
+    raise typer.Exit(
+        run(_settings(registry=registry), fmt=_check_format(fmt), strict=strict, color=color)
+    )
 
 
 @app.command()
@@ -109,16 +146,24 @@ def contracts(
 @app.command()
 def show(
     contract: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (default: latest).")],
-    fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="table (the fields), json or yaml (the schema itself).")]
-    = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="table (the fields), json or yaml (the schema itself)."
+        ),
+    ] = "table",
     registry: RegistryOpt = None,
 ) -> None:
     """Show a contract's fields: path, type, required, constraints, description."""
     from logkit.commands.show import show as run
 
-    raise typer.Exit(run(_settings(registry=registry), contract,
-                         fmt=_check_format(fmt, ("table", "json", "yaml"))))
+    raise typer.Exit(
+        run(
+            _settings(registry=registry),
+            contract,
+            fmt=_check_format(fmt, ("table", "json", "yaml")),
+        )
+    )
 
 
 def _version_callback(value: bool) -> None:
@@ -134,9 +179,15 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option(
-        "--version", help="Print the version and exit.", callback=_version_callback,
-        is_eager=True)] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
 ) -> None:
     """logkit: contracts for the events your services log."""
 

@@ -14,9 +14,25 @@ from typing import Any
 from logkit.registry import Contract, Registry
 from logkit.schemawalk import follow_ref
 
-CONSTRAINTS = ("const", "enum", "format", "pattern", "minLength", "maxLength", "minimum",
-               "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems",
-               "maxItems", "uniqueItems", "minProperties", "maxProperties", "default")
+CONSTRAINTS = (
+    "const",
+    "enum",
+    "format",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "default",
+)
 MAX_DEPTH = 12
 
 
@@ -35,8 +51,9 @@ def field_rows(registry: Registry, contract: Contract) -> list[FieldRow]:
     return rows
 
 
-def _deref(registry: Registry, base: Path, root: Any, node: Any,
-           seen: int = 0) -> tuple[Path, Any, dict[str, Any]]:
+def _deref(
+    registry: Registry, base: Path, root: Any, node: Any, seen: int = 0
+) -> tuple[Path, Any, dict[str, Any]]:
     """Merge a node with what its ``$ref`` points at (the node's own keywords win)."""
     if not isinstance(node, dict):
         return base, root, {}
@@ -73,16 +90,26 @@ def _constraints(node: dict[str, Any]) -> str:
     for key in CONSTRAINTS:
         if key in node:
             value = node[key]
-            shown = value if isinstance(value, str) and key in ("format", "pattern") else \
-                json.dumps(value, ensure_ascii=False)
+            shown = (
+                value
+                if isinstance(value, str) and key in ("format", "pattern")
+                else json.dumps(value, ensure_ascii=False)
+            )
             parts.append(f"{key}={shown}")
     if node.get("additionalProperties") is False:
         parts.append("closed")
     return ", ".join(parts)
 
 
-def _object_rows(registry: Registry, base: Path, root: Any, node: Any, prefix: str,
-                 rows: list[FieldRow], depth: int) -> None:
+def _object_rows(
+    registry: Registry,
+    base: Path,
+    root: Any,
+    node: Any,
+    prefix: str,
+    rows: list[FieldRow],
+    depth: int,
+) -> None:
     base, root, node = _deref(registry, base, root, node)
     properties = node.get("properties")
     if not isinstance(properties, dict) or depth > MAX_DEPTH:
@@ -92,12 +119,18 @@ def _object_rows(registry: Registry, base: Path, root: Any, node: Any, prefix: s
         field_base, field_root, field = _deref(registry, base, root, raw)
         path = f"{prefix}{name}"
         description = field.get("description", "")
-        rows.append(FieldRow(path, _type(field), name in required, _constraints(field),
-                             description if isinstance(description, str) else ""))
+        rows.append(
+            FieldRow(
+                path,
+                _type(field),
+                name in required,
+                _constraints(field),
+                description if isinstance(description, str) else "",
+            )
+        )
         _object_rows(registry, field_base, field_root, field, f"{path}.", rows, depth + 1)
         items = field.get("items")
         if isinstance(items, dict):
             item_base, item_root, item = _deref(registry, field_base, field_root, items)
             if isinstance(item.get("properties"), dict):
-                _object_rows(registry, item_base, item_root, item, f"{path}[].", rows,
-                             depth + 1)
+                _object_rows(registry, item_base, item_root, item, f"{path}[].", rows, depth + 1)

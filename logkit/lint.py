@@ -17,11 +17,29 @@ from logkit.results import Finding
 from logkit.schemawalk import subschemas
 
 #: Formats logkit asserts; any other name is not checked at all, so it is worth a warning.
-KNOWN_FORMATS = frozenset({
-    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
-    "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
-    "json-pointer", "relative-json-pointer", "regex",
-})
+KNOWN_FORMATS = frozenset(
+    {
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+    }
+)
 
 
 def meta_schema_problems(schema: Any) -> list[tuple[str, str]]:
@@ -43,8 +61,10 @@ def meta_schema_problems(schema: Any) -> list[tuple[str, str]]:
 
 def lint_registry(registry: Registry) -> list[Finding]:
     """Every finding for the whole registry, in file order."""
-    findings = [Finding(_rel(registry, p.path), p.line, p.pointer, p.rule, p.message,
-                        p.severity) for p in registry.problems]
+    findings = [
+        Finding(_rel(registry, p.path), p.line, p.pointer, p.rule, p.message, p.severity)
+        for p in registry.problems
+    ]
     for path in registry.shared_files:
         findings.extend(_lint_shared(registry, path))
     for contract in registry:
@@ -84,8 +104,10 @@ def _lint_shared(registry: Registry, path: Path) -> list[Finding]:
     except RegistryError as exc:
         return [Finding(where, None, "", "parse", str(exc).split(": ", 1)[-1])]
     lines = _Lines(path)
-    return [Finding(where, lines(ptr), ptr, "meta-schema", msg)
-            for ptr, msg in meta_schema_problems(document)]
+    return [
+        Finding(where, lines(ptr), ptr, "meta-schema", msg)
+        for ptr, msg in meta_schema_problems(document)
+    ]
 
 
 def lint_contract(registry: Registry, contract: Contract) -> list[Finding]:
@@ -115,8 +137,11 @@ def lint_contract(registry: Registry, contract: Contract) -> list[Finding]:
             if validator.is_valid(example):
                 continue
             for issue in registry.validate(contract, example):
-                add(f"/examples/{index}", "example",
-                    f"example {index} is not valid: {issue.path or '(root)'}: {issue.message}")
+                add(
+                    f"/examples/{index}",
+                    "example",
+                    f"example {index} is not valid: {issue.path or '(root)'}: {issue.message}",
+                )
     _walk_fields(contract.schema, add)
     return findings
 
@@ -125,8 +150,12 @@ def _metadata(contract: Contract, add: Any) -> list[Finding]:
     from logkit.explain import explain
     from logkit.registry import compile_schema
 
-    own = compile_schema(ownschemas.load("contract"), base_uri="logkit:contract",
-                         retrieve=_no_retrieval, where="schemas/contract.schema.json")
+    own = compile_schema(
+        ownschemas.load("contract"),
+        base_uri="logkit:contract",
+        retrieve=_no_retrieval,
+        where="schemas/contract.schema.json",
+    )
     if not own.is_valid(contract.schema):
         for issue in explain(own, contract.schema):
             pointer = issue.path
@@ -146,21 +175,39 @@ def _walk_fields(schema: Any, add: Any) -> None:
     for pointer, node in subschemas(schema):
         if not isinstance(node, dict) or pointer.startswith("/examples"):
             continue
-        is_object = node.get("type") == "object" or (
-            isinstance(node.get("type"), list) and "object" in node["type"]) or \
-            "properties" in node
-        if is_object and node.get("additionalProperties") is not False and \
-                node.get("unevaluatedProperties") is not False and "$ref" not in node:
-            add(pointer, "open-object",
+        is_object = (
+            node.get("type") == "object"
+            or (isinstance(node.get("type"), list) and "object" in node["type"])
+            or "properties" in node
+        )
+        if (
+            is_object
+            and node.get("additionalProperties") is not False
+            and node.get("unevaluatedProperties") is not False
+            and "$ref" not in node
+        ):
+            add(
+                pointer,
+                "open-object",
                 "object allows undeclared properties; add `additionalProperties: false` so "
-                "typos are caught and compatibility checks stay exact", "warning")
+                "typos are caught and compatibility checks stay exact",
+                "warning",
+            )
         fmt = node.get("format")
         if isinstance(fmt, str) and fmt not in KNOWN_FORMATS:
-            add(f"{pointer}/format", "unknown-format",
-                f"format {fmt!r} is not one logkit knows, so it is not checked", "warning")
+            add(
+                f"{pointer}/format",
+                "unknown-format",
+                f"format {fmt!r} is not one logkit knows, so it is not checked",
+                "warning",
+            )
         properties = node.get("properties")
         if isinstance(properties, dict):
             for name, sub in properties.items():
                 if isinstance(sub, dict) and not isinstance(sub.get("description"), str):
-                    add(f"{pointer}/properties/{name}", "missing-description",
-                        f"field {name!r} has no description", "warning")
+                    add(
+                        f"{pointer}/properties/{name}",
+                        "missing-description",
+                        f"field {name!r} has no description",
+                        "warning",
+                    )

@@ -29,8 +29,13 @@ VERSION_RE = re.compile(r"^[1-9][0-9]*$")
 SCHEMA_SUFFIXES = (".yaml", ".yml", ".json")
 SHARED_DIR = "_shared"
 COMPAT_MODES = (
-    "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
-    "FULL", "FULL_TRANSITIVE", "NONE",
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
 )
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
@@ -54,7 +59,8 @@ class ContractRef:
         if not NAME_RE.match(name):
             raise UsageError(
                 f"{text!r} is not a contract name: use lowercase letters, digits and '_', "
-                "with dots for namespaces, e.g. 'search' or 'search@2'")
+                "with dots for namespaces, e.g. 'search' or 'search@2'"
+            )
         if not sep:
             return cls(name)
         if not VERSION_RE.match(version):
@@ -129,8 +135,7 @@ def read_document(path: Path) -> Any:
         raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
         if path.suffix == ".json":
-            return json.loads(data, object_pairs_hook=_no_duplicates,
-                              parse_constant=_no_constant)
+            return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         return yamlsafe.load(data)
     except yamlsafe.YamlError as exc:
         where = f"{path}:{exc.line}" if exc.line else str(path)
@@ -184,8 +189,11 @@ class Registry:
             first = registry.errors[0]
             more = len(registry.errors) - 1
             where = f"{first.path}:{first.line}" if first.line else str(first.path)
-            tail = f" (and {more} more problem{'s' if more > 1 else ''}; run `logkit lint`)" \
-                if more else ""
+            tail = (
+                f" (and {more} more problem{'s' if more > 1 else ''}; run `logkit lint`)"
+                if more
+                else ""
+            )
             raise RegistryError(f"{where}: {first.message}{tail}")
         return registry
 
@@ -199,18 +207,25 @@ class Registry:
                 continue
             if entry.name == SHARED_DIR:
                 self.shared_files = sorted(
-                    p for p in entry.rglob("*") if p.suffix in SCHEMA_SUFFIXES and p.is_file())
+                    p for p in entry.rglob("*") if p.suffix in SCHEMA_SUFFIXES and p.is_file()
+                )
                 continue
             if not entry.is_dir():
                 if entry.suffix in SCHEMA_SUFFIXES:
-                    self._problem(entry, "layout",
-                                  "a contract file must sit in a folder named after its "
-                                  "contract: registry/<name>/<version>.yaml")
+                    self._problem(
+                        entry,
+                        "layout",
+                        "a contract file must sit in a folder named after its "
+                        "contract: registry/<name>/<version>.yaml",
+                    )
                 continue
             if not NAME_RE.match(entry.name):
-                self._problem(entry, "contract-name",
-                              f"{entry.name!r} is not a valid contract name (lowercase letters, "
-                              "digits and '_', dots for namespaces)")
+                self._problem(
+                    entry,
+                    "contract-name",
+                    f"{entry.name!r} is not a valid contract name (lowercase letters, "
+                    "digits and '_', dots for namespaces)",
+                )
                 continue
             self._scan_contract(entry)
 
@@ -220,15 +235,21 @@ class Registry:
             if file.name.startswith(".") or file.suffix not in SCHEMA_SUFFIXES:
                 continue
             if not VERSION_RE.match(file.stem):
-                self._problem(file, "version-name",
-                              f"{file.name!r}: a version file is named by a positive integer "
-                              "with no leading zeros, e.g. 1.yaml")
+                self._problem(
+                    file,
+                    "version-name",
+                    f"{file.name!r}: a version file is named by a positive integer "
+                    "with no leading zeros, e.g. 1.yaml",
+                )
                 continue
             version = int(file.stem)
             if version in versions:
-                self._problem(file, "duplicate-version",
-                              f"version {version} of {folder.name!r} is defined twice "
-                              f"({versions[version].path.name} and {file.name})")
+                self._problem(
+                    file,
+                    "duplicate-version",
+                    f"version {version} of {folder.name!r} is defined twice "
+                    f"({versions[version].path.name} and {file.name})",
+                )
                 continue
             try:
                 schema = self.document(file)
@@ -236,16 +257,16 @@ class Registry:
                 self._problem(file, "parse", str(exc).split(": ", 1)[-1])
                 continue
             if not isinstance(schema, (dict, bool)):
-                self._problem(file, "not-a-schema",
-                              "a contract must be a JSON Schema object")
+                self._problem(file, "not-a-schema", "a contract must be a JSON Schema object")
                 continue
             schema_dict = schema if isinstance(schema, dict) else {}
             versions[version] = Contract(folder.name, version, file.resolve(), schema_dict)
         if versions:
             self.contracts[folder.name] = dict(sorted(versions.items()))
         else:
-            self._problem(folder, "empty-contract",
-                          f"contract folder {folder.name!r} holds no version files")
+            self._problem(
+                folder, "empty-contract", f"contract folder {folder.name!r} holds no version files"
+            )
 
     def _problem(self, path: Path, rule: str, message: str, **extra: Any) -> None:
         self.problems.append(Problem(path, message, rule, **extra))
@@ -273,13 +294,15 @@ class Registry:
         if versions is None:
             raise UnknownContractError(
                 f"unknown contract {ref.name!r}{did_you_mean(ref.name, self.names())}"
-                + ("" if self.contracts else f" (the registry {str(self.root)!r} is empty)"))
+                + ("" if self.contracts else f" (the registry {str(self.root)!r} is empty)")
+            )
         if ref.version is None:
             return versions[max(versions)]
         if ref.version not in versions:
             known = ", ".join(str(v) for v in versions)
             raise UnknownContractError(
-                f"contract {ref.name!r} has no version {ref.version} (versions: {known})")
+                f"contract {ref.name!r} has no version {ref.version} (versions: {known})"
+            )
         return versions[ref.version]
 
     def __iter__(self) -> Iterator[Contract]:
@@ -308,9 +331,14 @@ class Registry:
             first = meta_schema_problems(contract.schema)[0]
             raise RegistryError(
                 f"{contract.path}: {contract.label} is not a valid JSON Schema: at "
-                f"{first[0] or '/'}: {first[1]} (run `logkit lint`)")
-        return compile_schema(contract.schema, base_uri=contract.path.as_uri(),
-                              retrieve=self._retrieve, where=f"{contract.path}")
+                f"{first[0] or '/'}: {first[1]} (run `logkit lint`)"
+            )
+        return compile_schema(
+            contract.schema,
+            base_uri=contract.path.as_uri(),
+            retrieve=self._retrieve,
+            where=f"{contract.path}",
+        )
 
     def _retrieve(self, uri: str) -> Any:
         parts = urlsplit(uri)
@@ -359,8 +387,9 @@ class _Retriever:
             raise
 
 
-def compile_schema(schema: Any, *, base_uri: str, retrieve: Any, where: str,
-                   assert_formats: bool = True) -> jsonschema_rs.Validator:
+def compile_schema(
+    schema: Any, *, base_uri: str, retrieve: Any, where: str, assert_formats: bool = True
+) -> jsonschema_rs.Validator:
     """Build a validator that checks formats and never touches the network.
 
     The dialect is the schema's ``$schema`` (draft 2020-12 when absent; lint requires 2020-12
@@ -374,18 +403,20 @@ def compile_schema(schema: Any, *, base_uri: str, retrieve: Any, where: str,
     retriever = _Retriever(retrieve)
     try:
         return jsonschema_rs.validator_for(
-            schema, validate_formats=assert_formats, base_uri=base_uri, retriever=retriever)
+            schema, validate_formats=assert_formats, base_uri=base_uri, retriever=retriever
+        )
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
         for failure in retriever.failures:
             if isinstance(failure, RemoteRefError):
-                reason = ("points outside the registry" if failure.outside
-                          else "is a remote reference")
+                reason = (
+                    "points outside the registry" if failure.outside else "is a remote reference"
+                )
                 raise RegistryError(
                     f"{where}: $ref {failure.uri!r} {reason}; logkit resolves references only "
-                    "to files inside the registry and never fetches") from exc
+                    "to files inside the registry and never fetches"
+                ) from exc
             if isinstance(failure, MissingRefError):
-                raise RegistryError(
-                    f"{where}: $ref target {failure.uri!r} does not exist") from exc
+                raise RegistryError(f"{where}: $ref target {failure.uri!r} does not exist") from exc
             if isinstance(failure, RegistryError):
                 raise failure from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -75,21 +75,42 @@ class Finding:
     subject: str = ""  # the contract (and version) it concerns, when there is one
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "line": self.line, "path": self.pointer, "rule": self.rule,
-                "message": self.message, "severity": self.severity, "subject": self.subject}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "path": self.pointer,
+            "rule": self.rule,
+            "message": self.message,
+            "severity": self.severity,
+            "subject": self.subject,
+        }
 
 
 def failure_findings(failure: EventFailure) -> list[Finding]:
     """One finding per issue of a failed event, for line-oriented reporters."""
-    return [Finding(failure.source, failure.line, issue.path, issue.rule, issue.message,
-                    "error", failure.label if failure.contract else failure.reason)
-            for issue in failure.issues]
+    return [
+        Finding(
+            failure.source,
+            failure.line,
+            issue.path,
+            issue.rule,
+            issue.message,
+            "error",
+            failure.label if failure.contract else failure.reason,
+        )
+        for issue in failure.issues
+    ]
 
 
 def failure_dict(failure: EventFailure) -> dict[str, object]:
-    return {"source": failure.source, "line": failure.line, "contract": failure.contract,
-            "version": failure.version, "reason": failure.reason,
-            "errors": [issue.as_dict() for issue in failure.issues]}
+    return {
+        "source": failure.source,
+        "line": failure.line,
+        "contract": failure.contract,
+        "version": failure.version,
+        "reason": failure.reason,
+        "errors": [issue.as_dict() for issue in failure.issues],
+    }
 
 
 def plural(count: int, noun: str) -> str:

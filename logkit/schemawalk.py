@@ -11,8 +11,19 @@ if TYPE_CHECKING:
     from logkit.registry import Registry
 
 #: Keywords whose value is one subschema.
-SINGLE = ("additionalProperties", "items", "contains", "not", "if", "then", "else",
-          "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+SINGLE = (
+    "additionalProperties",
+    "items",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+)
 #: Keywords whose value is a list of subschemas.
 LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 #: Keywords whose value maps names to subschemas.
@@ -41,12 +52,18 @@ def subschemas(schema: Any, pointer: str = "") -> Iterator[tuple[str, Any]]:
                 children.append((f"{here}/{key}", node[key]))
         for key in LISTS:
             if isinstance(node.get(key), list):
-                children.extend((f"{here}/{key}/{i}", s) for i, s in enumerate(node[key])
-                                if isinstance(s, (dict, bool)))
+                children.extend(
+                    (f"{here}/{key}/{i}", s)
+                    for i, s in enumerate(node[key])
+                    if isinstance(s, (dict, bool))
+                )
         for key in MAPS:
             if isinstance(node.get(key), dict):
-                children.extend((f"{here}/{key}/{escape(name)}", s)
-                                for name, s in node[key].items() if isinstance(s, (dict, bool)))
+                children.extend(
+                    (f"{here}/{key}/{escape(name)}", s)
+                    for name, s in node[key].items()
+                    if isinstance(s, (dict, bool))
+                )
         stack.extend(reversed(children))
 
 

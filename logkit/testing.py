@@ -16,8 +16,7 @@ def assert_valid(registry: Registry, contract: str, event: Any) -> None:
         raise AssertionError(f"event is not valid under {contract}:\n{lines}")
 
 
-def assert_invalid(registry: Registry, contract: str, event: Any,
-                   rule: str | None = None) -> None:
+def assert_invalid(registry: Registry, contract: str, event: Any, rule: str | None = None) -> None:
     """Fail unless ``event`` breaks ``contract`` (and, if given, breaks ``rule``)."""
     __tracebackhide__ = True
     issues = registry.validate(contract, event)

@@ -15,9 +15,17 @@ def contract_rows(registry: Registry) -> list[dict[str, Any]]:
     for name in registry.names():
         versions = registry.versions(name)
         latest = registry.get(f"{name}@{versions[-1]}")
-        rows.append({"name": name, "latest": latest.version, "versions": versions,
-                     "owner": latest.owner, "compatibility": latest.compatibility,
-                     "status": latest.status, "title": latest.title})
+        rows.append(
+            {
+                "name": name,
+                "latest": latest.version,
+                "versions": versions,
+                "owner": latest.owner,
+                "compatibility": latest.compatibility,
+                "status": latest.status,
+                "title": latest.title,
+            }
+        )
     return rows
 
 
@@ -33,16 +41,21 @@ def contracts(settings: Settings, *, fmt: str = "text", out: IO[str] | None = No
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("contract", "latest", "versions", "owner", "compatibility", "status",
-                   "title"):
+    for column in ("contract", "latest", "versions", "owner", "compatibility", "status", "title"):
         table.add_column(column, no_wrap=column != "title")
     for row in rows:
         status = escape(row["status"])
         if row["status"] != "active":
             status = f"[yellow]{status}[/]"
-        table.add_row(row["name"], str(row["latest"]), ", ".join(map(str, row["versions"])),
-                      escape(row["owner"] or "-"), escape(row["compatibility"]), status,
-                      escape(row["title"]))
+        table.add_row(
+            row["name"],
+            str(row["latest"]),
+            ", ".join(map(str, row["versions"])),
+            escape(row["owner"] or "-"),
+            escape(row["compatibility"]),
+            status,
+            escape(row["title"]),
+        )
     console = Console(file=out, width=None if out.isatty() else 160)
     console.print(table)
     return 0

@@ -32,16 +32,24 @@ def show(settings: Settings, ref: str, *, fmt: str = "table", out: IO[str] | Non
     console.print(f"[bold]{contract.label}[/]  {escape(contract.title)}")
     if contract.description:
         console.print(escape(contract.description))
-    console.print(escape(f"owner: {contract.owner or '-'}   compatibility: "
-                         f"{contract.compatibility}   status: {contract.status}   "
-                         f"versions: {versions}"))
+    console.print(
+        escape(
+            f"owner: {contract.owner or '-'}   compatibility: "
+            f"{contract.compatibility}   status: {contract.status}   "
+            f"versions: {versions}"
+        )
+    )
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("field", "type", "required", "constraints", "description"):
-        table.add_column(column, no_wrap=column in ("field", "type", "required"),
-                         overflow="fold")
+        table.add_column(column, no_wrap=column in ("field", "type", "required"), overflow="fold")
     for row in field_rows(registry, contract):
-        table.add_row(escape(row.path), escape(row.type), "yes" if row.required else "",
-                      escape(row.constraints), escape(row.description))
+        table.add_row(
+            escape(row.path),
+            escape(row.type),
+            "yes" if row.required else "",
+            escape(row.constraints),
+            escape(row.description),
+        )
     console.print()
     console.print(table)
     return 0

@@ -33,8 +33,9 @@ def validate(options: ValidateOptions) -> int:
     """Check every event; 0 when all are valid, 1 when any is not."""
     paths = options.paths or ([inputs.STDIN] if inputs.stdin_is_piped() else [])
     if not paths:
-        raise UsageError("give event files or folders, or pipe events to stdin "
-                         "(see `logkit validate --help`)")
+        raise UsageError(
+            "give event files or folders, or pipe events to stdin (see `logkit validate --help`)"
+        )
     if options.max_errors is not None and options.max_errors < 1:
         raise UsageError("--max-errors must be at least 1")
     registry = Registry.load(options.settings.registry)
@@ -47,10 +48,15 @@ def validate(options: ValidateOptions) -> int:
     checker = Checker(registry, contract, limits)
     sources = inputs.discover(paths)
     workers = options.workers or runner.auto_workers(sources)
-    job = runner.Job(registry.root, str(contract.label) if contract else None,
-                     limits.max_line_bytes, limits.max_depth)
-    reporter = make_reporter(options.fmt, options.out, options.err, color=options.color,
-                             tool="logkit validate")
+    job = runner.Job(
+        registry.root,
+        str(contract.label) if contract else None,
+        limits.max_line_bytes,
+        limits.max_depth,
+    )
+    reporter = make_reporter(
+        options.fmt, options.out, options.err, color=options.color, tool="logkit validate"
+    )
 
     valid = invalid = 0
     per_contract: Counter[tuple[str, str]] = Counter()
@@ -74,19 +80,29 @@ def validate(options: ValidateOptions) -> int:
     files = len(sources)
     where = f"{files} file{'s' if files != 1 else ''}" if files else "no files"
     if stopped:
-        line = (f"stopped after {invalid} invalid event{'s' if invalid != 1 else ''} "
-                f"(--max-errors {options.max_errors}); {valid} valid before that, in {where}")
+        line = (
+            f"stopped after {invalid} invalid event{'s' if invalid != 1 else ''} "
+            f"(--max-errors {options.max_errors}); {valid} valid before that, in {where}"
+        )
     elif total == 0:
         line = f"no events found in {where}"
     elif invalid:
         line = f"{total} events checked in {where}: {valid} valid, {invalid} invalid"
     else:
         line = f"{total} events checked in {where}: all valid"
-    counts = {"events": total, "valid": valid, "invalid": invalid, "files": files,
-              "stopped_early": stopped,
-              "per_contract": {
-                  f"{name}@{version}": {"valid": per_contract[(name, version)],
-                                        "invalid": invalid_per_contract[(name, version)]}
-                  for name, version in sorted(set(per_contract) | set(invalid_per_contract))}}
+    counts = {
+        "events": total,
+        "valid": valid,
+        "invalid": invalid,
+        "files": files,
+        "stopped_early": stopped,
+        "per_contract": {
+            f"{name}@{version}": {
+                "valid": per_contract[(name, version)],
+                "invalid": invalid_per_contract[(name, version)],
+            }
+            for name, version in sorted(set(per_contract) | set(invalid_per_contract))
+        },
+    }
     reporter.finish(Outcome(ok=invalid == 0, line=line, counts=counts))
     return 1 if invalid else 0
