@@ -68,11 +68,18 @@ def decode(data: bytes, limits: Limits = Limits()) -> Any:  # noqa: B008 - froze
                            f"nesting is deeper than the limit of {limits.max_depth} levels")
     if b"\\" in data:
         _check_duplicates_slow(data)
-    elif _dumps(value).count(b'"') != data.count(b'"'):
+    elif _reencoded_quotes(value) != data.count(b'"'):
         # Without escapes every '"' delimits a string, so re-encoding loses quotes only when
         # the parser dropped a repeated key.
         _check_duplicates_slow(data)
     return value
+
+
+def _reencoded_quotes(value: Any) -> int:
+    try:
+        return _dumps(value).count(b'"')
+    except TypeError:  # orjson stops at 64-bit integers; msgspec writes any size exactly
+        return msgspec.json.encode(value).count(b'"')
 
 
 def depth(value: Any) -> int:
