@@ -225,7 +225,15 @@ def _click_exit(exc: Exception) -> int:
     if callable(show_error) and exit_code is not None:
         show_error(file=sys.stderr)
         return int(exit_code)
-    raise exc
+    # Anything else is a bug in logkit: one line by default, the traceback on request.
+    if os.environ.get("LOGKIT_DEBUG"):
+        raise exc
+    print(
+        f"logkit: internal error: {type(exc).__name__}: {exc} (this is a bug in logkit; "
+        "run again with LOGKIT_DEBUG=1 for the traceback and report it)",
+        file=sys.stderr,
+    )
+    return 3
 
 
 def main_exit() -> None:
