@@ -56,6 +56,6 @@ def contracts(settings: Settings, *, fmt: str = "text", out: IO[str] | None = No
             status,
             escape(row["title"]),
         )
-    console = Console(file=out, width=None if out.isatty() else 160)
+    console = Console(file=out, width=None if out.isatty() else 1000)
     console.print(table)
     return 0

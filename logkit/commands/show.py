@@ -27,7 +27,7 @@ def show(settings: Settings, ref: str, *, fmt: str = "table", out: IO[str] | Non
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=out, width=None if out.isatty() else 160, highlight=False)
+    console = Console(file=out, width=None if out.isatty() else 1000, highlight=False)
     versions = ", ".join(str(v) for v in registry.versions(contract.name))
     console.print(f"[bold]{contract.label}[/]  {escape(contract.title)}")
     if contract.description:

@@ -33,4 +33,5 @@ class Reporter:
         raise NotImplementedError
 
     def finish(self, outcome: Outcome) -> None:
+        self.out.flush()  # findings before the summary, even when both go to one terminal
         self.err.write(outcome.line + "\n")

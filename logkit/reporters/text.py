@@ -50,6 +50,7 @@ class TextReporter(Reporter):
             f"{escape(finding.message)}")
 
     def finish(self, outcome: Outcome) -> None:
+        self.out.flush()
         if self._err_console is None:
             self.err.write(outcome.line + "\n")
             return
