@@ -8,8 +8,10 @@ from typing import IO
 from logkit.reporters.base import Outcome, Reporter
 from logkit.results import Finding
 
-# XML 1.0 cannot carry most control characters, even escaped.
+# XML 1.0 cannot carry most control characters, even escaped; nor U+FFFE, U+FFFF or the
+# surrogates (a file name that is not UTF-8 reaches us with surrogate escapes).
 _INVALID_XML = {c: f"\\x{c:02x}" for c in range(32) if c not in (9, 10, 13)}
+_INVALID_XML.update({c: f"\\u{c:04x}" for c in (*range(0xD800, 0xE000), 0xFFFE, 0xFFFF)})
 
 
 def _clean(text: str) -> str:

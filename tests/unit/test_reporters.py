@@ -408,9 +408,11 @@ def test_junit_with_nothing_found_has_one_passing_case() -> None:
 def test_junit_survives_characters_xml_cannot_carry() -> None:
     out, err = io.StringIO(), io.StringIO()
     reporter = JunitReporter(out, err)
-    message = 'nul \x00 esc \x1b bell \x07 <tag> & "q" ]]> tab\tnewline\n'
+    message = 'nul \x00 esc \x1b bell \x07 <tag> & "q" ]]> \ufffe\uffff tab\tnewline\n'
     reporter.event(
-        EventFailure("a\x01.jsonl", 1, "invalid", [Issue("/\x02", "const", message)], "demo", 1)
+        EventFailure(
+            "a\x01\udcff.jsonl", 1, "invalid", [Issue("/\x02", "const", message)], "demo", 1
+        )
     )
     reporter.finish(Outcome(ok=False, line="1 invalid \x03"))
     suite = ET.fromstring(out.getvalue().split("\n", 1)[1])
@@ -418,6 +420,8 @@ def test_junit_survives_characters_xml_cannot_carry() -> None:
     assert failure is not None
     assert (
         failure.text
-        == r'[const] nul \x00 esc \x1b bell \x07 <tag> & "q" ]]> tab' + "\t" + "newline\n"
+        == r'[const] nul \x00 esc \x1b bell \x07 <tag> & "q" ]]> \ufffe\uffff tab' + "\tnewline\n"
     )
-    assert suite.find("testcase").get("name") == r"a\x01.jsonl:1 /\x02"  # type: ignore[union-attr]
+    case = suite.find("testcase")
+    assert case is not None
+    assert case.get("name") == r"a\x01\udcff.jsonl:1 /\x02"
