@@ -37,15 +37,28 @@ class _JsonSafeLoader(_BaseLoader):
     pass
 
 
-# Drop the YAML 1.1 resolvers for timestamps and yes/no/on/off booleans; keep true/false only.
+# Numbers as JSON writes them (YAML 1.2's core schema), plus YAML's spelled-out infinities and
+# NaN so that they are refused rather than read as strings. YAML 1.1's base-60 (`22:22` is
+# 1342), leading-zero octal (`0755`), binary and `1_000` forms stay strings.
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"""^(?:[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
+                          |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.VERBOSE)
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+# Drop the YAML 1.1 resolvers for timestamps, yes/no/on/off booleans and numbers; keep
+# true/false only.
 _JsonSafeLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in (
-        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", *_NUMBER_TAGS)]
     for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
 for _first in "tTfF":
     _JsonSafeLoader.yaml_implicit_resolvers.setdefault(_first, []).append(
         ("tag:yaml.org,2002:bool", _BOOL))
+for _first in "-+0123456789.":
+    # Integers first: "12" matches both patterns.
+    _JsonSafeLoader.yaml_implicit_resolvers.setdefault(_first, []).extend(
+        [("tag:yaml.org,2002:int", _INT), ("tag:yaml.org,2002:float", _FLOAT)])
 
 
 def _construct_mapping(loader: _JsonSafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -75,6 +88,16 @@ def _construct_float(loader: _JsonSafeLoader, node: yaml.ScalarNode) -> float:
 
 
 _JsonSafeLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def _refuse(loader: _JsonSafeLoader, node: yaml.Node) -> Any:
+    # bytes, sets, dates and ordered pairs have no JSON form (and no validator takes them).
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise YamlError(f"{tag} values cannot be represented as JSON", node.start_mark.line + 1)
+
+
+for _tag in ("binary", "set", "timestamp", "omap", "pairs"):
+    _JsonSafeLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
 
 
 def _check_expansion(node: yaml.Node) -> None:
