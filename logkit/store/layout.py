@@ -1,0 +1,52 @@
+"""Where things live in a store. Only sealed segments end in ``.jsonl`` or ``.jsonl.gz``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EVENTS = "events"
+DEAD_LETTER = "dead_letter"
+STATE = "_logkit"  # writer locks and checkpoints; never matched by the reader globs
+OPEN_SUFFIX = ".jsonl.open"
+SEALED_SUFFIXES = (".jsonl", ".jsonl.gz")
+#: The globs a warehouse tool reads: sealed segments only.
+EVENT_GLOB = f"{EVENTS}/**/*.jsonl*"
+
+
+def event_partition(root: Path, contract: str, version: int, dt: str) -> Path:
+    return root / EVENTS / f"contract={contract}" / f"version={version}" / f"dt={dt}"
+
+
+def dead_letter_partition(root: Path, dt: str) -> Path:
+    return root / DEAD_LETTER / f"dt={dt}"
+
+
+def locks_dir(root: Path) -> Path:
+    return root / STATE / "writers"
+
+
+def checkpoints_dir(root: Path) -> Path:
+    return root / STATE / "checkpoints"
+
+
+def is_sealed(path: Path) -> bool:
+    return path.name.endswith(SEALED_SUFFIXES) and path.name.startswith("part-")
+
+
+def is_open(path: Path) -> bool:
+    return path.name.endswith(OPEN_SUFFIX)
+
+
+def writer_of(path: Path) -> str:
+    """The writer id in a segment name ``part-<writer>-<seq>.jsonl...``."""
+    stem = path.name.split(".", 1)[0]
+    return stem[len("part-") :].rsplit("-", 1)[0]
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,256 @@
+"""Appending envelopes and dead letters to a store, crash-safely.
+
+Each writing process is a *writer* with its own id, its own lock file (held while it lives) and
+its own segments, so any number of processes can write one store at once. A segment is written
+as ``part-<writer>-<seq>.jsonl.open`` and sealed by flush, fsync, rename to ``.jsonl`` (or gzip
+to ``.jsonl.gz``) and fsync of the folder; the reader globs only ever match sealed segments.
+
+Durability (``fsync``):
+  - ``always``: segments are fsynced after every write, before the events are counted.
+  - ``batch`` (default): fsynced at least every ``batch_seconds`` (1 s) and every
+    ``batch_bytes`` (8 MiB); on power loss at most that window of accepted events is lost. A
+    process crash loses nothing written: the data is in the kernel already.
+  - ``never``: the operating system decides; a power loss may lose more.
+A checkpoint (for resuming an input file) is committed only after an fsync of every segment it
+covers, whatever the policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import gzip
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logkit.errors import StoreError
+from logkit.store import layout
+
+FSYNC_POLICIES = ("always", "batch", "never")
+DEFAULT_SEGMENT_BYTES = 128 * 1024 * 1024
+DEFAULT_SEGMENT_SECONDS = 300.0
+
+
+@dataclass
+class Segment:
+    """One open segment: a file being appended to."""
+
+    folder: Path
+    name: str  # sealed name, e.g. part-<writer>-000001.jsonl
+    fd: int
+    created: float
+    size: int = 0
+    synced: int = 0
+    lines: int = 0
+
+    @property
+    def open_path(self) -> Path:
+        return self.folder / (self.name + ".open")
+
+
+@dataclass
+class WriterOptions:
+    fsync: str = "batch"
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
+    gzip: bool = False
+    batch_seconds: float = 1.0
+    batch_bytes: int = 8 * 1024 * 1024
+
+
+def _new_writer_id() -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"{stamp}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+@dataclass
+class StoreWriter:
+    """Appends lines to partitions of one store. Not thread-safe; one per process."""
+
+    root: Path
+    options: WriterOptions = field(default_factory=WriterOptions)
+    writer_id: str = field(default_factory=_new_writer_id)
+    segments: dict[Path, Segment] = field(default_factory=dict)
+    _seq: int = 0
+    _lock_fd: int = -1
+    _unsynced: int = 0
+    _last_sync: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.options.fsync not in FSYNC_POLICIES:
+            raise StoreError(f"unknown fsync policy {self.options.fsync!r}")
+        locks = layout.locks_dir(self.root)
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(locks / f"{self.writer_id}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise StoreError(
+                f"{self.root}: cannot open the store for writing: {exc.strerror or exc}"
+            ) from exc
+
+    # -- appending -------------------------------------------------------------------------
+
+    def append(self, folder: Path, data: bytes | bytearray, lines: int) -> None:
+        """Append complete lines to the open segment of ``folder`` (a partition)."""
+        segment = self.segments.get(folder)
+        if segment is None:
+            segment = self._open(folder)
+        _write_all(segment, data)
+        segment.lines += lines
+        self._unsynced += len(data)
+        if self.options.fsync == "always":
+            self.sync()
+
+    def maybe_sync(self) -> bool:
+        """Fsync when the batch window is full; True when it did."""
+        if self.options.fsync != "batch" or not self._unsynced:
+            return False
+        if (
+            self._unsynced >= self.options.batch_bytes
+            or time.monotonic() - self._last_sync >= self.options.batch_seconds
+        ):
+            self.sync()
+            return True
+        return False
+
+    def sync(self) -> None:
+        """Make everything written so far durable."""
+        for segment in self.segments.values():
+            if segment.synced != segment.size:
+                try:
+                    os.fsync(segment.fd)
+                except OSError as exc:
+                    raise StoreError(
+                        f"{segment.open_path}: fsync failed: {exc.strerror or exc}"
+                    ) from exc
+                segment.synced = segment.size
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+
+    def lengths(self) -> dict[str, int]:
+        """Durable length of each open segment, for a checkpoint (call after ``sync``)."""
+        return {str(s.open_path.relative_to(self.root)): s.synced for s in self.segments.values()}
+
+    def due_for_rotation(self) -> list[Path]:
+        now = time.monotonic()
+        return [
+            folder
+            for folder, s in self.segments.items()
+            if s.size >= self.options.segment_bytes
+            or (s.size and now - s.created >= self.options.segment_seconds)
+        ]
+
+    def seal(self, folder: Path) -> None:
+        """Seal the open segment of ``folder``; the caller has synced and checkpointed."""
+        segment = self.segments.pop(folder)
+        if segment.synced != segment.size:
+            os.fsync(segment.fd)
+        os.close(segment.fd)
+        seal_file(segment.open_path, segment.name, gzip_it=self.options.gzip)
+
+    def close(self) -> None:
+        """Sync and seal every open segment, then let go of the lock."""
+        try:
+            self.sync()
+            for folder in list(self.segments):
+                self.seal(folder)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        for segment in self.segments.values():
+            os.close(segment.fd)
+        self.segments.clear()
+        if self._lock_fd >= 0:
+            lock = layout.locks_dir(self.root) / f"{self.writer_id}.lock"
+            if not any(True for _ in self._own_open_segments()):
+                lock.unlink(missing_ok=True)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def abandon_unsynced(self) -> None:
+        """After a failed write: cut every segment back to what was last written whole."""
+        for segment in self.segments.values():
+            with contextlib.suppress(OSError):
+                os.ftruncate(segment.fd, segment.size)
+
+    def _own_open_segments(self) -> Any:
+        return self.root.glob(f"**/part-{self.writer_id}-*{layout.OPEN_SUFFIX}")
+
+    def _open(self, folder: Path) -> Segment:
+        self._seq += 1
+        name = f"part-{self.writer_id}-{self._seq:06d}.jsonl"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / (name + ".open"), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise StoreError(f"{folder}: cannot create a segment: {exc.strerror or exc}") from exc
+        segment = Segment(folder, name, fd, time.monotonic())
+        self.segments[folder] = segment
+        return segment
+
+
+def _write_all(segment: Segment, data: bytes | bytearray) -> None:
+    """Write every byte or fail leaving the file exactly as long as before."""
+    view = memoryview(data)
+    written = 0
+    try:
+        while written < len(view):
+            n = os.write(segment.fd, view[written:])
+            if n <= 0:
+                raise OSError(errno.EIO, "short write")
+            written += n
+    except OSError as exc:
+        # A torn tail is worse than a lost batch: cut back to the last whole line.
+        try:
+            os.ftruncate(segment.fd, segment.size)
+            os.lseek(segment.fd, segment.size, os.SEEK_SET)
+        except OSError:
+            pass
+        what = {
+            errno.ENOSPC: "the disk is full",
+            errno.EFBIG: "the file size limit was reached",
+            errno.EDQUOT: "the disk quota is exceeded",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        raise StoreError(f"{segment.open_path}: write failed: {what}") from exc
+    segment.size += written
+
+
+def seal_file(open_path: Path, name: str, *, gzip_it: bool = False) -> Path:
+    """Rename (or gzip) a complete open segment to its sealed name, durably."""
+    folder = open_path.parent
+    if gzip_it:
+        final = folder / (name + ".gz")
+        tmp = folder / (name + ".gz.tmp")
+        with open(open_path, "rb") as src, open(tmp, "wb") as raw:
+            with gzip.GzipFile(filename=name, mode="wb", fileobj=raw, mtime=0) as gz:
+                shutil.copyfileobj(src, gz, 1024 * 1024)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, final)
+        layout.fsync_dir(folder)
+        open_path.unlink()
+    else:
+        final = folder / name
+        os.replace(open_path, final)
+    layout.fsync_dir(folder)
+    return final
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write a small JSON file atomically and durably (temp file, fsync, rename, fsync dir)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    layout.fsync_dir(path.parent)
