@@ -73,7 +73,7 @@ def list_segments(
         for entry in _scandir(partition):
             name = entry.name
             if not name.startswith("part-") or not (
-                name.endswith((layout.SEALED_SUFFIXES, layout.OPEN_SUFFIX))
+                name.endswith((*layout.SEALED_SUFFIXES, layout.OPEN_SUFFIX))
             ):
                 continue
             try:

@@ -85,6 +85,7 @@ def test_validate_case(
 
     out, err = capsys.readouterr()
     assert "Traceback" not in err
+    assert "internal error" not in err
     assert out == (case / "expected.txt").read_text(encoding="utf-8")
     assert code == int((case / "expected_exit").read_text())
     if (case / "expected_stderr.txt").is_file():
