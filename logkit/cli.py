@@ -166,6 +166,166 @@ def show(
     )
 
 
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Store folder [default: .logkit/store; env LOGKIT_STORE].",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="JSONL files; '-' or a pipe reads stdin.", show_default=False),
+    ] = None,
+    contract: Annotated[
+        str | None,
+        typer.Option(
+            "--contract",
+            "-c",
+            help="Events are bare payloads of NAME[@VERSION].",
+            show_default=False,
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any line was dead-lettered.")
+    ] = False,
+    fsync: Annotated[
+        str,
+        typer.Option("--fsync", help="always, batch (at most 1 s lost on power loss) or never."),
+    ] = "batch",
+    gzip_segments: Annotated[
+        bool, typer.Option("--gzip", help="Gzip segments as they are sealed.")
+    ] = False,
+    segment_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--segment-mb", help="Seal a segment at this size [default: 128].", show_default=False
+        ),
+    ] = None,
+    segment_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--segment-seconds",
+            help="Seal a segment at this age [default: 300].",
+            show_default=False,
+        ),
+    ] = None,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary-json", help="Also write the summary as JSON here.", show_default=False
+        ),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write Prometheus metrics here every few seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress line [default: on a terminal].",
+            show_default=False,
+        ),
+    ] = None,
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="Ignore checkpoints: ingest files from the start.")
+    ] = False,
+    max_line_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
+        ),
+    ] = None,
+    registry: RegistryOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Validate JSONL events and append them to the store; invalid ones become dead letters."""
+    from logkit.commands.ingest import IngestOptions
+    from logkit.commands.ingest import ingest as run
+
+    if fsync not in ("always", "batch", "never"):
+        from logkit.errors import UsageError
+
+        raise UsageError(f"unknown --fsync {fsync!r}; choose always, batch or never")
+    options = IngestOptions(
+        paths=paths or [],
+        settings=_settings(registry=registry, store=store, max_line_bytes=max_line_bytes),
+        contract=contract,
+        strict=strict,
+        fsync=fsync,
+        gzip=gzip_segments,
+        segment_bytes=int(segment_mb * 1024 * 1024) if segment_mb else None,
+        segment_seconds=segment_seconds,
+        summary_json=summary_json,
+        metrics_file=metrics_file,
+        progress=progress,
+        from_start=from_start,
+    )
+    raise typer.Exit(run(options))
+
+
+@app.command()
+def tail(
+    contract: Annotated[
+        str | None,
+        typer.Argument(help="Only this contract (NAME or NAME@VERSION).", show_default=False),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("-n", "--lines", help="How many of the newest events.")
+    ] = 10,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only events newer than 10m, 2h, 3d or a time.", show_default=False
+        ),
+    ] = None,
+    dead_letter: Annotated[
+        bool, typer.Option("--dead-letter", help="Show dead letters instead.")
+    ] = False,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            help="POINTER=VALUE filter on the payload, e.g. /user_id=u1 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="pretty or json (envelopes as JSONL).")
+    ] = "pretty",
+    store: StoreOpt = None,
+) -> None:
+    """Show the newest events of the store, across partitions, in received_at order."""
+    from logkit.commands.tail import TailOptions
+    from logkit.commands.tail import tail as run
+
+    settings = _settings(store=store)
+    options = TailOptions(
+        store=settings.store,
+        contract=contract,
+        count=count,
+        follow=follow,
+        since=since,
+        dead_letter=dead_letter,
+        where=where or [],
+        fmt=_check_format(fmt, ("pretty", "json")),
+    )
+    raise typer.Exit(run(options))
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version

@@ -8,8 +8,9 @@ event per document; those are small by nature and are read whole.
 from __future__ import annotations
 
 import os
+import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -57,9 +58,12 @@ def discover(paths: list[str]) -> list[Source]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.suffix in EVENT_SUFFIXES and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                p
+                for p in path.rglob("*")
+                if p.suffix in EVENT_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             sources.extend(Source(str(p), p, _kind(p)) for p in found)
         elif path.is_file():
             sources.append(Source(raw, path, _kind(path)))
@@ -74,7 +78,7 @@ def open_source(source: Source) -> BinaryIO:
     if source.path is None:
         return sys.stdin.buffer
     try:
-        return open(source.path, "rb")  # noqa: SIM115 - the caller closes it
+        return open(source.path, "rb")
     except OSError as exc:
         raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from exc
 
@@ -87,54 +91,106 @@ def read_all(source: Source) -> bytes:
             raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from exc
 
 
-def blocks(stream: BinaryIO, max_line_bytes: int, name: str,
-           block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(number of the block's first line, block)``; each block ends with a newline.
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Whole lines ``first_line..last_line`` of an input; ``end_offset`` is the byte offset
+    just after them (where reading resumes). ``data`` is empty for a poll tick on a quiet pipe."""
 
-    A line longer than ``max_line_bytes`` is cut to ``max_line_bytes + 1`` bytes (enough for the
-    checker to call it too large) and the rest is skipped, so memory stays bounded.
+    first_line: int
+    data: bytes
+    end_offset: int
+    last_line: int
+
+
+def blocks(
+    stream: BinaryIO, max_line_bytes: int, name: str, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(number of the block's first line, block)``; each block ends with a newline."""
+    for block in read_blocks(stream, max_line_bytes, name, block_bytes=block_bytes):
+        if block.data:
+            yield block.first_line, block.data
+
+
+def read_blocks(
+    stream: BinaryIO,
+    max_line_bytes: int,
+    name: str,
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    start_line: int = 1,
+    start_offset: int = 0,
+    stop: Callable[[], object] | None = None,
+    poll_seconds: float = 0.5,
+) -> Iterator[Block]:
+    """Read whole lines in blocks, with line numbers and byte offsets, in bounded memory.
+
+    A BOM at the very start of the input is dropped. A line longer than ``max_line_bytes`` is
+    yielded cut to ``max_line_bytes + 1`` bytes (enough for the checker to call it too large)
+    once its end is found, and the rest of it is skipped. On a pipe, an empty block is yielded
+    every ``poll_seconds`` of silence, so the caller can keep time; ``stop()`` ends reading.
     """
-    line = 1
+    line = start_line
+    consumed = start_offset  # bytes taken from the stream so far
     pending = b""
-    first = True
-    skipping = False
+    oversize: bytes | None = None
+    first = start_offset == 0
     read = stream.read1 if hasattr(stream, "read1") else stream.read
+    wait = _poller(stream, poll_seconds) if stop is not None else None
     while True:
+        if stop is not None and stop():
+            break
+        if wait is not None and not wait():
+            yield Block(line, b"", consumed - len(pending), line - 1)
+            continue
         try:
             data = read(block_bytes)
         except OSError as exc:
             raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
         if not data:
             break
+        consumed += len(data)
         if first:
             first = False
             if data.startswith(BOM):  # a BOM at the very start is an editor's habit, not data
-                data = data[len(BOM):]
-        if skipping:
+                data = data[len(BOM) :]
+        if oversize is not None:
             cut = data.find(b"\n")
             if cut < 0:
                 continue
-            data = data[cut + 1:]
-            skipping = False
+            data = data[cut + 1 :]
+            yield Block(line, oversize + b"\n", consumed - len(data), line)
+            line += 1
+            oversize = None
         pending += data
         cut = pending.rfind(b"\n")
-        if cut < 0:
-            if len(pending) > max_line_bytes:
-                yield line, pending[: max_line_bytes + 1] + b"\n"
-                line += 1
-                pending = b""
-                skipping = True
-            continue
-        block, pending = pending[: cut + 1], pending[cut + 1:]
-        yield line, block
-        line += block.count(b"\n")
+        if cut >= 0:
+            block, pending = pending[: cut + 1], pending[cut + 1 :]
+            lines = block.count(b"\n")
+            yield Block(line, block, consumed - len(pending), line + lines - 1)
+            line += lines
         if len(pending) > max_line_bytes:
-            yield line, pending[: max_line_bytes + 1] + b"\n"
-            line += 1
-            pending = b""
-            skipping = True
-    if pending and not skipping:
-        yield line, pending
+            oversize, pending = pending[: max_line_bytes + 1], b""
+    if oversize is not None:
+        yield Block(line, oversize, consumed, line)
+    elif pending:
+        yield Block(line, pending, consumed, line)
+
+
+def _poller(stream: BinaryIO, seconds: float) -> Callable[[], bool] | None:
+    """For pipes and terminals: a function that waits up to ``seconds`` for data."""
+    try:
+        fileno = stream.fileno()
+        if stat.S_ISREG(os.fstat(fileno).st_mode):
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    import select
+
+    def wait() -> bool:
+        ready, _, _ = select.select([fileno], [], [], seconds)
+        return bool(ready)
+
+    return wait
 
 
 def total_size(sources: list[Source]) -> int:

@@ -47,7 +47,7 @@ class Checker:
         if self.contract is not None:
             contract, payload = self.contract, value
         else:
-            routed = self._route(value)
+            routed = self.route(value)
             if isinstance(routed, EventFailure):
                 routed.source, routed.line = source, line
                 result.failures.append(routed)
@@ -63,7 +63,8 @@ class Checker:
         result.failures.append(EventFailure(source, line, "invalid", explain(validator, payload),
                                             contract.name, contract.version))
 
-    def _route(self, value: Any) -> tuple[Contract, Any] | EventFailure:
+    def route(self, value: Any) -> tuple[Contract, Any] | EventFailure:
+        """The contract and payload of a routed event, or why it cannot be routed."""
         if not isinstance(value, dict):
             return _failure("not_an_object", "", "type",
                             f"a routed event is a JSON object, found {type_name(value)}")

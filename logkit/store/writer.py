@@ -172,6 +172,7 @@ class StoreWriter:
             lock = layout.locks_dir(self.root) / f"{self.writer_id}.lock"
             if not any(True for _ in self._own_open_segments()):
                 lock.unlink(missing_ok=True)
+                lock.with_suffix(".json").unlink(missing_ok=True)
             os.close(self._lock_fd)
             self._lock_fd = -1
 

@@ -1,0 +1,324 @@
+"""``logkit ingest``: JSONL in; envelopes and dead letters appended to the store."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from logkit import inputs
+from logkit.errors import StoreError, UsageError
+from logkit.ingest import DEAD, STORED, Enveloper, IngestBlock, dead_letter
+from logkit.parse import Limits
+from logkit.registry import ContractRef, Registry
+from logkit.results import Issue, plural
+from logkit.settings import Settings
+from logkit.store import layout
+from logkit.store.ids import IdClock
+from logkit.store.recovery import (
+    Checkpoint,
+    load_checkpoint,
+    recover,
+    save_checkpoint,
+    set_writer_mode,
+)
+from logkit.store.writer import StoreWriter, WriterOptions
+from logkit.validation import Checker
+
+
+@dataclass
+class IngestOptions:
+    paths: list[str]
+    settings: Settings
+    contract: str | None = None
+    strict: bool = False
+    fsync: str = "batch"
+    gzip: bool = False
+    segment_bytes: int | None = None
+    segment_seconds: float | None = None
+    workers: int | None = None
+    summary_json: Path | None = None
+    metrics_file: Path | None = None
+    progress: bool | None = None
+    from_start: bool = False
+    err: IO[str] = field(default_factory=lambda: sys.stderr)
+
+
+@dataclass
+class Totals:
+    lines: int = 0
+    blank: int = 0
+    bytes: int = 0
+    stored: int = 0
+    dead: int = 0
+    outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    rules: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    skipped_sources: list[str] = field(default_factory=list)
+    last_success: float = 0.0
+
+    def add(self, block: IngestBlock) -> None:
+        self.lines += block.lines
+        self.blank += block.blank
+        self.bytes += block.bytes
+        self.stored += block.stored
+        self.dead += block.dead_lettered
+        self.outcomes.update(block.outcomes)
+        self.rules.update(block.rules)
+        if block.stored:
+            self.last_success = time.time()
+
+
+class _Stop:
+    """SIGINT/SIGTERM: stop reading, then flush, seal and report as usual."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+
+    def install(self) -> list[tuple[int, Any]]:
+        previous: list[tuple[int, Any]] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous.append((signum, signal.signal(signum, self)))
+        return previous
+
+
+def recover_store(root: Path) -> None:
+    """Seal what dead writers left; a torn final line becomes a ``torn_write`` dead letter."""
+    writer: StoreWriter | None = None
+    clock = IdClock()
+
+    def on_torn(segment: Path, data: bytes) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = StoreWriter(root, WriterOptions(fsync="always"))
+        uid, received_at, dt = clock.next()
+        issue = Issue(
+            "",
+            "torn_write",
+            f"the writing process died mid-line; {len(data)} bytes recovered from {segment.name}",
+        )
+        writer.append(
+            layout.dead_letter_partition(root, dt),
+            dead_letter(
+                uid,
+                received_at,
+                data,
+                "torn_write",
+                [issue],
+                None,
+                None,
+                None,
+                None,
+                segment=str(segment.relative_to(root)),
+            ),
+            1,
+        )
+
+    try:
+        recover(root, on_torn)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def ingest(options: IngestOptions) -> int:
+    paths = options.paths or ([inputs.STDIN] if inputs.stdin_is_piped() else [])
+    if not paths:
+        raise UsageError("give JSONL files, or pipe events to stdin (see `logkit ingest --help`)")
+    registry = Registry.load(options.settings.registry)
+    contract = registry.get(ContractRef.parse(options.contract)) if options.contract else None
+    if contract is not None:
+        registry.validator(contract)
+    limits = Limits(options.settings.max_line_bytes, options.settings.max_depth)
+    checker = Checker(registry, contract, limits)
+    sources = inputs.discover(paths)
+    if any(s.kind != "jsonl" for s in sources):
+        bad = next(s for s in sources if s.kind != "jsonl")
+        raise UsageError(
+            f"{bad.name}: ingest reads JSONL (one event per line); convert "
+            f"{bad.kind.upper()} files first"
+        )
+    root = options.settings.store
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot create the store: {exc.strerror or exc}") from exc
+    recover_store(root)
+
+    writer_options = WriterOptions(fsync=options.fsync, gzip=options.gzip)
+    if options.segment_bytes:
+        writer_options.segment_bytes = options.segment_bytes
+    if options.segment_seconds:
+        writer_options.segment_seconds = options.segment_seconds
+    writer = StoreWriter(root, writer_options)
+    enveloper = Enveloper(checker)
+    totals = Totals()
+    stop = _Stop()
+    previous = stop.install()
+    from logkit.monitor import Monitor
+
+    monitor = Monitor(
+        options.metrics_file,
+        options.err,
+        progress=options.progress,
+        total_bytes=inputs.total_size(sources),
+    )
+    failed: StoreError | None = None
+    try:
+        for source in sources:
+            if stop.signum:
+                break
+            _ingest_source(source, options, writer, enveloper, totals, stop, monitor)
+        writer.close()
+    except StoreError as exc:
+        failed = exc
+        writer.abandon_unsynced()
+        writer.release()
+    finally:
+        for signum, handler in previous:
+            signal.signal(signum, handler)
+        monitor.finish(totals)
+
+    _report(options, totals, root, stop.signum, failed)
+    if failed is not None:
+        return failed.exit_code
+    if stop.signum:
+        return 128 + stop.signum
+    return 1 if options.strict and totals.dead else 0
+
+
+def _ingest_source(
+    source: inputs.Source,
+    options: IngestOptions,
+    writer: StoreWriter,
+    enveloper: Enveloper,
+    totals: Totals,
+    stop: _Stop,
+    monitor: Any,
+) -> None:
+    root = writer.root
+    checkpoint: Checkpoint | None = None
+    start_offset, start_line = 0, 1
+    if source.path is not None:
+        stat = source.path.stat()
+        found = None if options.from_start else load_checkpoint(root, source.path)
+        if found is not None and found.complete and found.offset >= stat.st_size:
+            totals.skipped_sources.append(source.name)
+            return
+        checkpoint = found or Checkpoint(str(source.path.resolve()), stat.st_dev, stat.st_ino)
+        checkpoint.writer = writer.writer_id
+        checkpoint.complete = False
+        start_offset, start_line = checkpoint.offset, checkpoint.line + 1
+        set_writer_mode(root, writer.writer_id, "file")
+    else:
+        set_writer_mode(root, writer.writer_id, "stream")
+
+    def commit(offset: int, line: int, complete: bool = False) -> None:
+        if checkpoint is None:
+            return
+        checkpoint.offset, checkpoint.line, checkpoint.complete = offset, line, complete
+        checkpoint.segments = writer.lengths()
+        save_checkpoint(root, source.path, checkpoint)  # type: ignore[arg-type]
+
+    # Unbuffered stdin, so that waiting for data (select) and reading agree.
+    stream: Any = inputs.open_source(source) if source.path is not None else sys.stdin.buffer.raw
+    try:
+        if start_offset:
+            stream.seek(start_offset)
+        offset, line = start_offset, start_line - 1
+        for block in inputs.read_blocks(
+            stream,
+            enveloper.checker.limits.max_line_bytes,
+            source.name,
+            start_line=start_line,
+            start_offset=start_offset,
+            stop=lambda: stop.signum,
+        ):
+            if block.data:
+                out = enveloper.block(block.data, block.first_line, source.name)
+                _append(writer, out)
+                totals.add(out)
+            offset, line = block.end_offset, block.last_line
+            synced = writer.maybe_sync() or writer.options.fsync == "always"
+            if synced:
+                commit(offset, line)
+            due = writer.due_for_rotation()
+            if due:
+                writer.sync()
+                commit(offset, line)
+                for folder in due:
+                    writer.seal(folder)
+            monitor.tick(totals, offset - start_offset)
+            if stop.signum:
+                break
+        writer.sync()
+        commit(offset, line, complete=not stop.signum)
+    finally:
+        if source.path is not None:
+            stream.close()
+
+
+def _append(writer: StoreWriter, out: IngestBlock) -> None:
+    root = writer.root
+    for (name, version, dt), data in out.events.items():
+        writer.append(
+            layout.event_partition(root, name, version, dt),
+            data,
+            out.event_lines[(name, version, dt)],
+        )
+    for dt, data in out.dead.items():
+        writer.append(layout.dead_letter_partition(root, dt), data, out.dead_lines[dt])
+
+
+def _report(
+    options: IngestOptions, totals: Totals, root: Path, signum: int, failed: StoreError | None
+) -> None:
+    err = options.err
+    if failed is not None:
+        err.write(f"logkit: error: {failed}\n")
+    for name in totals.skipped_sources:
+        err.write(f"{name}: already ingested (use --from-start to ingest it again)\n")
+    head = "interrupted: " if signum else ""
+    err.write(
+        f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored, "
+        f"{totals.dead:,} dead-lettered"
+        + (f" ({plural(totals.blank, 'blank line')} skipped)" if totals.blank else "")
+        + f" into {root}\n"
+    )
+    for (contract, version, outcome), count in sorted(totals.outcomes.items()):
+        label = contract if version == "-" else f"{contract}@{version}"
+        err.write(f"  {label:<24} {outcome:<28} {count:>12,}\n")
+    if options.summary_json is not None:
+        from logkit.store.writer import write_json_atomic
+
+        write_json_atomic(
+            options.summary_json,
+            {
+                "lines": totals.lines,
+                "blank": totals.blank,
+                "bytes": totals.bytes,
+                "stored": totals.stored,
+                "dead_lettered": totals.dead,
+                "interrupted": bool(signum),
+                "error": str(failed) if failed else None,
+                "store": str(root),
+                "skipped_sources": totals.skipped_sources,
+                "outcomes": [
+                    {
+                        "contract": c,
+                        "version": None if v == "-" else int(v),
+                        "outcome": STORED if o == STORED else DEAD,
+                        "reason": None if o == STORED else o.split(":", 1)[1],
+                        "count": n,
+                    }
+                    for (c, v, o), n in sorted(totals.outcomes.items())
+                ],
+            },
+        )
