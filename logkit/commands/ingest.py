@@ -228,7 +228,11 @@ def _ingest_source(
         save_checkpoint(root, source.path, checkpoint)  # type: ignore[arg-type]
 
     # Unbuffered stdin, so that waiting for data (select) and reading agree.
-    stream: Any = inputs.open_source(source) if source.path is not None else sys.stdin.buffer.raw
+    stream: Any = (
+        inputs.open_source(source)
+        if source.path is not None
+        else getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
+    )
     try:
         if start_offset:
             stream.seek(start_offset)
