@@ -101,6 +101,9 @@ def _apply(settings: Settings, key: str, value: Any, origin: str, base: Path | N
         setattr(settings, key, path if path.is_absolute() or base is None else base / path)
     elif key in INT_KEYS:
         try:
+            # int() would take `true` as 1 and cut 2.5 to 2; a setting says what it means.
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError(value)
             number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{origin}: {key} must be a whole number, "
