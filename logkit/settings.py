@@ -62,9 +62,12 @@ def _read_file_settings(cwd: Path) -> tuple[dict[str, Any], Path | None]:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{pyproject}: cannot read: {exc}") from exc
-        section = data.get("tool", {}).get("logkit")
+        tool = data.get("tool")
+        section = tool.get("logkit") if isinstance(tool, dict) else None
         if isinstance(section, dict):
             return section, pyproject
+        if section is not None:
+            raise ConfigError(f"{pyproject}: [tool.logkit] must be a table of settings")
     return {}, None
 
 

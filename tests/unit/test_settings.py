@@ -240,3 +240,14 @@ def test_the_cli_reads_settings_and_prints_warnings(
     )
     assert code == 1
     assert "over the limit of 30" in capsys.readouterr().out
+
+
+def test_a_pyproject_whose_tool_is_not_a_table_is_not_ours(project: Path) -> None:
+    write(project / "pyproject.toml", "tool = 1\n")
+    assert load_settings(cwd=project, env={}) == Settings()
+
+
+def test_a_tool_logkit_that_is_not_a_table_is_an_error(project: Path) -> None:
+    write(project / "pyproject.toml", '[tool]\nlogkit = "registry"\n')
+    with pytest.raises(ConfigError, match=r"\[tool\.logkit\] must be a table"):
+        load_settings(cwd=project, env={})
