@@ -240,6 +240,14 @@ def ingest(
     from_start: Annotated[
         bool, typer.Option("--from-start", help="Ignore checkpoints: ingest files from the start.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes that validate and build envelopes [default: 1].",
+            show_default=False,
+        ),
+    ] = None,
     max_line_bytes: Annotated[
         int | None,
         typer.Option(
@@ -270,6 +278,7 @@ def ingest(
         metrics_file=metrics_file,
         progress=progress,
         from_start=from_start,
+        workers=workers,
     )
     raise typer.Exit(run(options))
 

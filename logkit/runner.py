@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,11 @@ def auto_workers(sources: list[inputs.Source]) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def results(checker: Checker, job: Job, sources: list[inputs.Source],
-            workers: int) -> Iterator[tuple[inputs.Source, BlockResult]]:
+def results(
+    checker: Checker, job: Job, sources: list[inputs.Source], workers: int
+) -> Iterator[tuple[inputs.Source, BlockResult]]:
     """Check every source in order; yields each source's results block by block."""
-    pool = _start_pool(job, workers) if workers > 1 else None
+    pool = start_pool(job, workers) if workers > 1 else None
     try:
         for source in sources:
             if source.kind == "jsonl":
@@ -78,16 +79,22 @@ def check_document(checker: Checker, source: inputs.Source) -> BlockResult:
         try:
             checker.check_value(decode(data, checker.limits), source.name, 1, result)
         except ParseProblem as problem:
-            result.failures.append(EventFailure(source.name, 1, problem.reason,
-                                                [Issue("", problem.rule, problem.message)]))
+            result.failures.append(
+                EventFailure(
+                    source.name, 1, problem.reason, [Issue("", problem.rule, problem.message)]
+                )
+            )
         return result
     try:
         for line, value in yamlsafe.load_all_with_lines(data):
             if value is not None:
                 checker.check_value(value, source.name, line, result)
     except yamlsafe.YamlError as exc:
-        result.failures.append(EventFailure(
-            source.name, exc.line or 1, "malformed_yaml", [Issue("", "yaml", str(exc))]))
+        result.failures.append(
+            EventFailure(
+                source.name, exc.line or 1, "malformed_yaml", [Issue("", "yaml", str(exc))]
+            )
+        )
     return result
 
 
@@ -111,15 +118,17 @@ def _work(task: tuple[bytes, int, str]) -> BlockResult:
     return _WORKER_CHECKER.check_block(block, first, name)
 
 
-def _start_pool(job: Job, workers: int) -> Any:
+def start_pool(job: Job, workers: int, initializer: Callable[[Job], None] | None = None) -> Any:
+    """A process pool whose workers are set up by ``initializer(job)``."""
     # fork is fast and safe here: the parent runs no threads when the pool starts.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    return context.Pool(workers, initializer=_init_worker, initargs=(job,))
+    return context.Pool(workers, initializer=initializer or _init_worker, initargs=(job,))
 
 
-def _parallel(pool: Any, chunks: Iterator[tuple[int, bytes]], name: str,
-              workers: int) -> Iterator[BlockResult]:
+def _parallel(
+    pool: Any, chunks: Iterator[tuple[int, bytes]], name: str, workers: int
+) -> Iterator[BlockResult]:
     pending: deque[Any] = deque()
     for first, block in chunks:
         pending.append(pool.apply_async(_work, ((block, first, name),)))

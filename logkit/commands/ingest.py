@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -159,6 +160,21 @@ def ingest(options: IngestOptions) -> int:
         writer_options.segment_seconds = options.segment_seconds
     writer = StoreWriter(root, writer_options)
     enveloper = Enveloper(checker)
+    workers = options.workers or 1
+    pool = None
+    if workers > 1:
+        from logkit.runner import Job, start_pool
+
+        pool = start_pool(
+            Job(
+                registry.root,
+                contract.label if contract else None,
+                limits.max_line_bytes,
+                limits.max_depth,
+            ),
+            workers,
+            initializer=_init_worker,
+        )
     totals = Totals()
     stop = _Stop()
     previous = stop.install()
@@ -175,13 +191,16 @@ def ingest(options: IngestOptions) -> int:
         for source in sources:
             if stop.signum:
                 break
-            _ingest_source(source, options, writer, enveloper, totals, stop, monitor)
+            _ingest_source(source, options, writer, enveloper, totals, stop, monitor, pool, workers)
         writer.close()
     except StoreError as exc:
         failed = exc
         writer.abandon_unsynced()
         writer.release()
     finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         for signum, handler in previous:
             signal.signal(signum, handler)
         monitor.finish(totals)
@@ -202,6 +221,8 @@ def _ingest_source(
     totals: Totals,
     stop: _Stop,
     monitor: Any,
+    pool: Any = None,
+    workers: int = 1,
 ) -> None:
     root = writer.root
     checkpoint: Checkpoint | None = None
@@ -237,16 +258,16 @@ def _ingest_source(
         if start_offset:
             stream.seek(start_offset)
         offset, line = start_offset, start_line - 1
-        for block in inputs.read_blocks(
+        blocks = inputs.read_blocks(
             stream,
             enveloper.checker.limits.max_line_bytes,
             source.name,
             start_line=start_line,
             start_offset=start_offset,
             stop=lambda: stop.signum,
-        ):
-            if block.data:
-                out = enveloper.block(block.data, block.first_line, source.name)
+        )
+        for block, out in _processed(blocks, enveloper, source.name, pool, workers):
+            if out is not None:
                 _append(writer, out)
                 totals.add(out)
             offset, line = block.end_offset, block.last_line
@@ -267,6 +288,48 @@ def _ingest_source(
     finally:
         if source.path is not None:
             stream.close()
+
+
+def _processed(
+    blocks: Iterator[inputs.Block], enveloper: Enveloper, name: str, pool: Any, workers: int
+) -> Iterator[tuple[inputs.Block, IngestBlock | None]]:
+    """Each block with its output, in input order; with a pool, ``2 * workers`` in flight."""
+    if pool is None:
+        for block in blocks:
+            yield block, enveloper.block(block.data, block.first_line, name) if block.data else None
+        return
+    pending: deque[tuple[inputs.Block, Any]] = deque()
+    for block in blocks:
+        task = (
+            pool.apply_async(_work, ((block.data, block.first_line, name),)) if block.data else None
+        )
+        pending.append((block, task))
+        while pending and (
+            len(pending) > 2 * workers or pending[0][1] is None or pending[0][1].ready()
+        ):
+            done, result = pending.popleft()
+            yield done, result.get() if result is not None else None
+    while pending:
+        done, result = pending.popleft()
+        yield done, result.get() if result is not None else None
+
+
+_WORKER: Enveloper | None = None
+
+
+def _init_worker(job: Any) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    registry = Registry.load(job.registry)
+    contract = registry.get(ContractRef.parse(job.contract)) if job.contract else None
+    _WORKER = Enveloper(Checker(registry, contract, Limits(job.max_line_bytes, job.max_depth)))
+
+
+def _work(task: tuple[bytes, int, str]) -> IngestBlock:
+    assert _WORKER is not None
+    data, first_line, name = task
+    return _WORKER.block(data, first_line, name)
 
 
 def _append(writer: StoreWriter, out: IngestBlock) -> None:
