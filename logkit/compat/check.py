@@ -1,0 +1,433 @@
+"""Two versions of a contract -> an exact verdict per relation, with proof, and classified changes.
+
+The verdict comes from jsonschema-rs's canonical algebra (``covers``) where it decides, and from
+a *verified witness* where it does not: an event one version's real validator accepts and the
+other's rejects. ``covers`` answering YES proves compatibility; a witness proves a break; an
+UNKNOWN with no witness is ``undecided`` and counts as breaking. The structural diff
+(``logkit.compat.rules``) then says where and why, each change graded by the verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from logkit.compat.rules import RULES, Change, diff_schemas
+from logkit.compat.witness import Generator, witnesses
+from logkit.schemawalk import resolve_pointer, unescape
+
+if TYPE_CHECKING:
+    from logkit.registry import Contract, Registry
+
+RELATIONS = ("BACKWARD", "FORWARD")
+MODES = (
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+)
+POLICIES = ("strict", "lenient")
+MAX_WITNESSES = 40
+
+
+def required_relations(mode: str) -> frozenset[str]:
+    """Which relations a mode demands: FULL both, NONE neither."""
+    base = mode.removesuffix("_TRANSITIVE")
+    if base == "FULL":
+        return frozenset(RELATIONS)
+    if base in RELATIONS:
+        return frozenset({base})
+    return frozenset()
+
+
+@dataclass
+class Version:
+    """One side of a comparison: a schema, where its references resolve, its real validator."""
+
+    label: str
+    file: str
+    schema: Any
+    base_uri: str
+    retrieve: Callable[[str], Any]
+    validator: Any
+
+    @classmethod
+    def from_contract(cls, registry: Registry, contract: Contract) -> Version:
+        return cls(
+            contract.label,
+            str(contract.path),
+            contract.schema,
+            contract.path.as_uri(),
+            registry._retrieve,
+            registry.validator(contract),
+        )
+
+    @classmethod
+    def from_file(cls, path: Path, schema: Any, label: str | None = None) -> Version:
+        """A schema outside any registry; its references resolve to files in its folder."""
+        from logkit.registry import compile_schema, read_document
+
+        folder = path.resolve().parent
+
+        def retrieve(uri: str) -> Any:
+            from urllib.parse import unquote, urlsplit
+
+            from logkit.errors import RegistryError
+
+            parts = urlsplit(uri)
+            target = Path(unquote(parts.path)).resolve()
+            if parts.scheme != "file" or not target.is_relative_to(folder):
+                raise RegistryError(f"{path}: $ref {uri!r} points outside {folder}")
+            return read_document(target)
+
+        validator = compile_schema(
+            schema, base_uri=path.resolve().as_uri(), retrieve=retrieve, where=str(path)
+        )
+        return cls(
+            label or path.name, str(path), schema, path.resolve().as_uri(), retrieve, validator
+        )
+
+    def accepts(self, event: Any) -> bool:
+        return bool(self.validator.is_valid(event))
+
+
+@dataclass
+class Witness:
+    """A concrete event that one version accepts and the other rejects, checked by both."""
+
+    event: Any
+    accepted_by: str
+    rejected_by: str
+    errors: list[tuple[str, str, str]]  # (instance pointer, schema pointer, message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "accepted_by": self.accepted_by,
+            "rejected_by": self.rejected_by,
+            "errors": [{"path": p, "schema_path": s, "message": m} for p, s, m in self.errors],
+        }
+
+
+@dataclass
+class Verdict:
+    """One relation's answer: ``compatible``, ``breaking`` or ``undecided``, and how we know."""
+
+    relation: str
+    answer: str
+    how: str
+    witness: Witness | None = None
+    witnesses: list[Witness] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.answer == "compatible"
+
+
+@dataclass
+class PairResult:
+    """Everything check-compat knows about ``old`` -> ``new`` under one mode and policy."""
+
+    old: Version
+    new: Version
+    mode: str
+    policy: str
+    verdicts: dict[str, Verdict]
+    changes: list[Change]
+
+    @property
+    def compatible(self) -> bool:
+        return all(self.verdicts[r].ok for r in required_relations(self.mode))
+
+    @property
+    def errors(self) -> list[Change]:
+        return [c for c in self.changes if c.severity == "error"]
+
+
+def _pointer(parts: Any) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def dereference(version: Version) -> Any:
+    """The schema with every ``$ref`` inlined (recursive ones stay as local references)."""
+    import jsonschema_rs
+
+    try:
+        return jsonschema_rs.dereference(
+            version.schema, base_uri=version.base_uri, retriever=version.retrieve
+        )
+    except Exception:
+        return version.schema
+
+
+def close_objects(schema: Any) -> Any:
+    """Policy lenient: every object schema with properties and no rule for undeclared names
+    becomes closed, as if producers never sent properties their contract does not declare."""
+    if isinstance(schema, list):
+        return [close_objects(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        k: (v if k in ("enum", "const", "examples", "default", "required") else close_objects(v))
+        for k, v in schema.items()
+    }
+    if isinstance(schema.get("properties"), dict) and not any(
+        k in schema for k in ("additionalProperties", "patternProperties", "unevaluatedProperties")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@dataclass
+class _Side:
+    version: Version
+    deref: Any
+    canonical: Any  # CanonicalSchema or None
+    source_canonical: Any  # the canonical form used when this side is the producer
+    source_accepts: Callable[[Any], bool]
+
+
+def _canonical(schema: Any, version: Version) -> Any:
+    import jsonschema_rs
+
+    try:
+        return jsonschema_rs.canonicalize(
+            schema, validate_formats=True, base_uri=version.base_uri, retriever=version.retrieve
+        )
+    except Exception:
+        return None
+
+
+def _side(version: Version, policy: str) -> _Side:
+    deref = dereference(version)
+    canonical = _canonical(version.schema, version)
+    if policy == "lenient":
+        import jsonschema_rs
+
+        closed = close_objects(deref)
+        source = _canonical(closed, version)
+        try:
+            closed_validator = jsonschema_rs.validator_for(
+                closed, validate_formats=True, base_uri=version.base_uri, retriever=version.retrieve
+            )
+
+            def source_accepts(event: Any) -> bool:
+                return version.accepts(event) and bool(closed_validator.is_valid(event))
+        except Exception:
+            source_accepts = version.accepts
+        return _Side(version, deref, canonical, source, source_accepts)
+    return _Side(version, deref, canonical, canonical, version.accepts)
+
+
+def _errors(version: Version, event: Any) -> list[tuple[str, str, str]]:
+    return [
+        (_pointer(e.instance_path), _pointer(e.schema_path), e.message)
+        for e in version.validator.iter_errors(event)
+    ]
+
+
+def _decide(
+    relation: str, producer: _Side, consumer: _Side, gen: Generator, monotone: bool
+) -> Verdict:
+    """Does every event ``producer`` accepts pass ``consumer``? Prove it either way."""
+    answer = "UNKNOWN"
+    hints: list[tuple[Any, Any]] = [
+        (producer.deref, producer.deref),
+        (consumer.deref, consumer.deref),
+    ]
+    if producer.source_canonical is not None and consumer.canonical is not None:
+        try:
+            answer = str(consumer.canonical.covers(producer.source_canonical)).upper()
+        except Exception:
+            answer = "UNKNOWN"
+        if answer == "YES":
+            return Verdict(relation, "compatible", "proved by jsonschema-rs (covers: YES)")
+        try:
+            gap = producer.source_canonical.subtract(consumer.canonical).to_json_schema()
+            hints.insert(0, (gap, gap))
+        except Exception:
+            pass
+    candidates: list[Any] = []
+    for schema, root in hints:
+        candidates.extend(gen.candidates([(schema, root)]))
+    candidates.extend(gen.candidates(hints))
+    for schema, _ in hints[-2:]:
+        if isinstance(schema, dict) and isinstance(schema.get("examples"), list):
+            candidates.extend(schema["examples"])
+    found = []
+    for event in witnesses(candidates, producer.source_accepts, consumer.version.accepts):
+        found.append(
+            Witness(
+                event,
+                producer.version.label,
+                consumer.version.label,
+                _errors(consumer.version, event),
+            )
+        )
+        if len(found) >= MAX_WITNESSES:
+            break
+    if found:
+        how = (
+            "jsonschema-rs: covers NO; witness verified"
+            if answer == "NO"
+            else "jsonschema-rs: covers UNKNOWN; a verified witness proves the break"
+        )
+        return Verdict(relation, "breaking", how, found[0], found)
+    if answer == "NO":
+        return Verdict(
+            relation,
+            "breaking",
+            "proved by jsonschema-rs (covers: NO); no concrete witness was found",
+        )
+    if monotone:
+        return Verdict(
+            relation,
+            "compatible",
+            "proved structurally: jsonschema-rs answered UNKNOWN, and every change only "
+            f"{'widens' if relation == 'BACKWARD' else 'narrows'} a keyword in a monotone "
+            "position",
+        )
+    return Verdict(
+        relation,
+        "undecided",
+        "jsonschema-rs answered UNKNOWN and no "
+        f"counterexample was found among {len(candidates)} candidates",
+    )
+
+
+def _strip_refs(pointer: str) -> str:
+    return "/".join(p for p in pointer.split("/") if p != "$ref")
+
+
+def _at(document: Any, pointer: str) -> Any:
+    try:
+        return resolve_pointer(document, pointer)
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
+def _explains(change: Change, witness: Witness, relation: str) -> bool:
+    """Does this witness fail the rejecting validator at the change's keyword?"""
+    pointer = change.new_pointer if relation == "BACKWARD" else change.old_pointer
+    owner = pointer.rsplit("/properties/", 1)[0] if "/properties/" in pointer else pointer
+    keywords = RULES[change.rule].keywords
+    for instance, schema_path, _ in witness.errors:
+        path = _strip_refs(schema_path)
+        parent, _, keyword = path.rpartition("/")
+        if keywords and keyword not in keywords:
+            continue
+        if (
+            keyword in ("additionalProperties", "unevaluatedProperties")
+            and "/properties/" in pointer
+        ):
+            name = unescape(pointer.rsplit("/properties/", 1)[1].split("/")[0])
+            target = _at(witness.event, instance)
+            if not isinstance(target, dict) or name not in target:
+                continue
+        if path == pointer or path.startswith(pointer + "/") or parent in (pointer, owner):
+            return True
+    return False
+
+
+def grade(result: PairResult) -> None:
+    """Severity per change under the mode; witnesses attached; verdict-level findings added."""
+    required = required_relations(result.mode)
+    relation_changes: dict[str, list[Change]] = {r: [] for r in RELATIONS}
+    for change in result.changes:
+        broken = {r for r in change.breaks if not result.verdicts[r].ok}
+        if broken & required:
+            change.severity = "error"
+        elif broken:
+            change.severity = "warning"
+        else:
+            change.severity = "info"
+        for relation in sorted(broken):
+            relation_changes[relation].append(change)
+            verdict = result.verdicts[relation]
+            if change.has_witness:
+                continue
+            for witness in verdict.witnesses:
+                if _explains(change, witness, relation):
+                    change.witness, change.has_witness = witness, True
+                    change.witness_direction = relation
+                    break
+    for relation in RELATIONS:
+        verdict = result.verdicts[relation]
+        if verdict.ok:
+            continue
+        severity = "error" if relation in required else "warning"
+        mine = relation_changes[relation]
+        if len(mine) == 1 and not mine[0].has_witness and verdict.witness is not None:
+            mine[0].witness, mine[0].has_witness = verdict.witness, True
+            mine[0].witness_direction = relation
+        if verdict.answer == "undecided":
+            result.changes.append(
+                Change(
+                    "undecided", "", "", None, None, f"{relation}: {verdict.how}", severity=severity
+                )
+            )
+        elif not any(c.has_witness for c in mine):
+            rid = "backward-incompatible" if relation == "BACKWARD" else "forward-incompatible"
+            change = Change(rid, "", "", None, None, verdict.how, severity=severity)
+            if verdict.witness is not None:
+                change.witness, change.has_witness = verdict.witness, True
+                change.witness_direction = relation
+            result.changes.append(change)
+
+
+def _external_refs(schema: Any) -> bool:
+    """Does a ``$ref`` to another document remain (so the structural diff cannot see it)?"""
+    if isinstance(schema, list):
+        return any(_external_refs(s) for s in schema)
+    if not isinstance(schema, dict):
+        return False
+    for key, value in schema.items():
+        if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+            return True
+        if key not in ("enum", "const", "examples", "default") and _external_refs(value):
+            return True
+    return False
+
+
+def check_pair(
+    old: Version, new: Version, *, mode: str = "BACKWARD", policy: str = "strict"
+) -> PairResult:
+    """Compare two versions: exact verdicts for BACKWARD and FORWARD, graded changes."""
+    gen = Generator()
+    a, b = _side(old, policy), _side(new, policy)
+    changes = diff_schemas(a.deref, b.deref)
+    # Monotonicity: when every change only loosens (or only tightens) keywords whose effect is
+    # monotone, the relation holds. Only sound when both sides were fully dereferenced.
+    complete = policy == "strict" and not _external_refs(a.deref) and not _external_refs(b.deref)
+    verdicts = {
+        relation: _decide(
+            relation,
+            a if relation == "BACKWARD" else b,
+            b if relation == "BACKWARD" else a,
+            gen,
+            complete and not any(relation in c.breaks for c in changes),
+        )
+        for relation in RELATIONS
+    }
+    result = PairResult(old, new, mode, policy, verdicts, changes)
+    grade(result)
+    return result
+
+
+def plan(versions: list[int], mode: str) -> list[tuple[int, int]]:
+    """The (old, new) pairs a mode asks for: previous only, or every earlier version."""
+    pairs: list[tuple[int, int]] = []
+    for i, new in enumerate(versions[1:], start=1):
+        olds = versions[:i] if mode.endswith("_TRANSITIVE") else [versions[i - 1]]
+        pairs.extend((old, new) for old in olds)
+    return pairs
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
