@@ -178,6 +178,8 @@ def ingest(options: IngestOptions) -> int:
     totals = Totals()
     stop = _Stop()
     previous = stop.install()
+    # Past RLIMIT_FSIZE a write should fail with EFBIG (handled), not kill the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     from logkit.monitor import Monitor
 
     monitor = Monitor(
@@ -195,8 +197,7 @@ def ingest(options: IngestOptions) -> int:
         writer.close()
     except StoreError as exc:
         failed = exc
-        writer.abandon_unsynced()
-        writer.release()
+        writer.release()  # open segments stay for recovery, cut back to the last checkpoint
     finally:
         if pool is not None:
             pool.terminate()
@@ -333,15 +334,21 @@ def _work(task: tuple[bytes, int, str]) -> IngestBlock:
 
 
 def _append(writer: StoreWriter, out: IngestBlock) -> None:
+    """Append a block's output whole, or not at all."""
     root = writer.root
-    for (name, version, dt), data in out.events.items():
-        writer.append(
-            layout.event_partition(root, name, version, dt),
-            data,
-            out.event_lines[(name, version, dt)],
-        )
-    for dt, data in out.dead.items():
-        writer.append(layout.dead_letter_partition(root, dt), data, out.dead_lines[dt])
+    mark = writer.mark()
+    try:
+        for (name, version, dt), data in out.events.items():
+            writer.append(
+                layout.event_partition(root, name, version, dt),
+                data,
+                out.event_lines[(name, version, dt)],
+            )
+        for dt, data in out.dead.items():
+            writer.append(layout.dead_letter_partition(root, dt), data, out.dead_lines[dt])
+    except StoreError:
+        writer.rollback(mark)
+        raise
 
 
 def _report(

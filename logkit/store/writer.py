@@ -176,11 +176,21 @@ class StoreWriter:
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def abandon_unsynced(self) -> None:
-        """After a failed write: cut every segment back to what was last written whole."""
-        for segment in self.segments.values():
+    def mark(self) -> dict[Path, int]:
+        """Where every open segment ends now; ``rollback`` returns to it."""
+        return {folder: segment.size for folder, segment in self.segments.items()}
+
+    def rollback(self, mark: dict[Path, int]) -> None:
+        """Undo every append since ``mark`` (a block is stored whole or not at all)."""
+        for folder, segment in self.segments.items():
+            size = mark.get(folder, 0)
+            if segment.size == size:
+                continue
             with contextlib.suppress(OSError):
-                os.ftruncate(segment.fd, segment.size)
+                os.ftruncate(segment.fd, size)
+                os.lseek(segment.fd, size, os.SEEK_SET)
+            segment.size = size
+            segment.synced = min(segment.synced, size)
 
     def _own_open_segments(self) -> Any:
         return self.root.glob(f"**/part-{self.writer_id}-*{layout.OPEN_SUFFIX}")
