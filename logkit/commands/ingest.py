@@ -364,7 +364,7 @@ def _report(
         f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored, "
         f"{totals.dead:,} dead-lettered"
         + (f" ({plural(totals.blank, 'blank line')} skipped)" if totals.blank else "")
-        + f" into {root}\n"
+        + "\n"
     )
     for (contract, version, outcome), count in sorted(totals.outcomes.items()):
         label = contract if version == "-" else f"{contract}@{version}"

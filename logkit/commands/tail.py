@@ -167,7 +167,9 @@ def _pretty(options: TailOptions) -> Any:
             )
             return
         when = record.get("received_at", "?")
-        label = f"{record.get('contract') or '-'}@{record.get('version') or '-'}"
+        label = record.get("contract") or "-"
+        if record.get("version") is not None:
+            label = f"{label}@{record['version']}"
         if options.dead_letter:
             console.print(
                 f"[dim]{escape(when)}[/] [red]{escape(str(record.get('reason')))}[/] "
