@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,12 @@ README = (REPO / "README.md").read_text(encoding="utf-8")
 BIN = Path(sys.executable).parent
 
 
+STORE = Path(tempfile.mkdtemp(prefix="logkit-readme-")) / "store"
+
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGKIT_")}
+    env["LOGKIT_STORE"] = str(STORE)  # the README's ingest and tail use a fresh store
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["NO_COLOR"] = "1"
     env.pop("FORCE_COLOR", None)
