@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import IO, Any
 
 from logkit.reporters.base import Outcome, Reporter
 from logkit.results import Finding
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
+
+# Event data (property names, contract names read from events, quoted values) reaches these
+# lines; a raw control character could drive the terminal or start a forged finding line.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes, so it stays one inert line."""
+    return text.translate(_CONTROL)
 
 
 def use_color(stream: IO[str], color: bool | None) -> bool:
@@ -32,6 +43,9 @@ class TextReporter(Reporter):
         self._err_console = _console(err) if self.err_color else None
 
     def finding(self, finding: Finding) -> None:
+        finding = replace(finding, file=printable(finding.file),
+                          pointer=printable(finding.pointer), rule=printable(finding.rule),
+                          message=printable(finding.message), subject=printable(finding.subject))
         where = finding.file + (f":{finding.line}" if finding.line else "")
         pointer = finding.pointer or "(root)"
         severity = "" if finding.severity == "error" else f"{finding.severity}: "

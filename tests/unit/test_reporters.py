@@ -425,3 +425,39 @@ def test_junit_survives_characters_xml_cannot_carry() -> None:
     case = suite.find("testcase")
     assert case is not None
     assert case.get("name") == r"a\x01\udcff.jsonl:1 /\x02"
+
+
+# -- event text cannot drive the terminal or forge lines ----------------------------------
+
+
+NASTY_KEY = (
+    "\x1b]0;pwned\x07\x1b[2J\nevents.jsonl:99: search@2 (root) [required] forged\r\x9b\u2028"
+)
+
+
+@pytest.mark.parametrize("color", [False, True])
+@pytest.mark.usefixtures("terminal_env")
+def test_text_escapes_control_characters_from_event_data(color: bool) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    reporter = TextReporter(out, err, color=color)
+    # A property name (in the pointer), a contract name read from the event (the subject) and
+    # a message quoting event text all come from the event.
+    reporter.event(
+        EventFailure(
+            "in\x1b[1m.jsonl",
+            2,
+            "unknown_contract",
+            [Issue(f"/{NASTY_KEY}", "additionalProperties", f"bad {NASTY_KEY}")],
+            f"x{NASTY_KEY}",
+            None,
+        )
+    )
+    reporter.finish(Outcome(ok=False, line="1 event checked"))
+    text = out.getvalue()
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the reporter's own colours, if any
+    assert plain.count("\n") == 1  # one finding, one line
+    assert plain.endswith("\n")
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", plain[:-1]), repr(plain)
+    assert r"\x1b]0;pwned\x07" in plain
+    assert r"\x1b[2J\nevents.jsonl:99:" in plain
+    assert plain.startswith(r"in\x1b[1m.jsonl:2: ")
