@@ -335,6 +335,79 @@ def tail(
     raise typer.Exit(run(options))
 
 
+@app.command("check-compat")
+def check_compat(
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Registry files (as pre-commit passes them): check the contracts they belong "
+            "to [default: every contract].",
+            show_default=False,
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="BACKWARD, FORWARD, FULL, their _TRANSITIVE forms, or NONE "
+            "[default: each contract's x-logkit.compatibility].",
+            show_default=False,
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help="strict (exact set relations) or lenient (producers never send undeclared "
+            "properties) [default: strict].",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: FormatOpt = "text",
+    registry: RegistryOpt = None,
+    color: ColorOpt = None,
+) -> None:
+    """Check that each contract version is compatible with the ones before it; exit 1 if not."""
+    from logkit.commands.compat import CompatOptions
+    from logkit.commands.compat import check_compat as run
+
+    options = CompatOptions(
+        settings=_settings(registry=registry),
+        files=files or [],
+        mode=mode,
+        policy=policy,
+        fmt=_check_format(fmt),
+        color=color,
+    )
+    raise typer.Exit(run(options))
+
+
+@app.command("diff")
+def diff(
+    args: Annotated[
+        list[str],
+        typer.Argument(help="NAME A B, NAME@A NAME@B, or FILE_A FILE_B.", show_default=False),
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    mode: Annotated[
+        str | None,
+        typer.Option("--mode", help="Grade changes under this mode.", show_default=False),
+    ] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Show what changed between two versions of a contract, each change classified."""
+    from logkit.commands.diff import DiffOptions
+    from logkit.commands.diff import diff as run
+
+    options = DiffOptions(
+        settings=_settings(registry=registry),
+        args=args,
+        mode=mode,
+        fmt=_check_format(fmt, ("text", "json")),
+    )
+    raise typer.Exit(run(options))
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version

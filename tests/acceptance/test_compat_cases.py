@@ -73,8 +73,10 @@ def test_compat_case(case: Path) -> None:
         _check_witness(witness, schemas)
 
     reverse = check_pair(new, old, mode="FULL", policy=policy)
-    swapped = {"BACKWARD": expected["relations"]["FORWARD"],
-               "FORWARD": expected["relations"]["BACKWARD"]}
+    swapped = {
+        "BACKWARD": expected["relations"]["FORWARD"],
+        "FORWARD": expected["relations"]["BACKWARD"],
+    }
     assert {r: v.answer for r, v in reverse.verdicts.items()} == swapped
     for witness in _all_witnesses(reverse):
         _check_witness(witness, schemas)
