@@ -251,8 +251,9 @@ class Generator:
                     for need in needs if isinstance(needs, list) else []:
                         props.setdefault(need, [])
             names = schema.get("propertyNames")
-            if isinstance(names, dict) and isinstance(names.get("pattern"), str):
-                extras.extend(regexgen.samples(names["pattern"])[:2])
+            if isinstance(names, dict):
+                keys = self.candidates([(names, root)], depth + 1)
+                extras.extend(k for k in keys if isinstance(k, str) and k not in extras)
         extras.extend(["extra_field", "X"])
         for name in list(props):
             props[name] = props[name] or [(True, None)]
