@@ -61,13 +61,19 @@ def _build(case: Path, into: Path) -> Path:
 
 
 @pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["", "workers2"])
 @pytest.mark.parametrize("case", _cases())
 def test_validate_case(
-    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    case: Path,
+    workers: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Each case, in this process and (same output) with worker processes."""
     events = _build(case, tmp_path)
     args_file = case / "args.txt"
-    extra = shlex.split(args_file.read_text()) if args_file.is_file() else []
+    extra = [*workers, *(shlex.split(args_file.read_text()) if args_file.is_file() else [])]
     monkeypatch.chdir(tmp_path)
 
     code = main(
