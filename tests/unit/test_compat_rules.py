@@ -1,0 +1,74 @@
+"""The rule table: stable kebab-case ids, each documented with an example, each with a fix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from logkit.compat import RULES, Version, check_pair
+from logkit.compat.regexgen import samples
+from logkit.compat.rules import diff_schemas
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "compat-rules.md"
+
+
+def test_every_rule_is_documented_with_an_example() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^### `([a-z0-9-]+)`\n(.*?)(?=^### |\Z)", text, re.M | re.S))
+    assert set(RULES) <= set(sections)
+    for rule_id in RULES:
+        assert "Example" in sections[rule_id], rule_id
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_rule_ids_are_kebab_case_and_explained(rule_id: str) -> None:
+    rule = RULES[rule_id]
+    assert re.fullmatch(r"[a-z]+(-[a-z]+)*", rule_id)
+    assert rule.explains
+    if rule.breaks:
+        assert rule.fix
+
+
+def test_regex_samples_match_their_pattern() -> None:
+    for pattern in ("^[a-z]{2}(-[A-Z]{2})?$", r"^u_[a-z0-9]+$", r"^(foo|bar)\d+", "[^x]+"):
+        found = samples(pattern)
+        assert found
+        assert all(re.search(pattern, text) for text in found), (pattern, found)
+
+
+def test_structural_diff_pointers_in_both_versions() -> None:
+    old = {"type": "object", "properties": {"a": {"type": "integer", "maximum": 9}}}
+    new = {"type": "object", "properties": {"a": {"type": "integer", "maximum": 3}}}
+    (change,) = diff_schemas(old, new)
+    assert (change.rule, change.old_pointer, change.new_pointer) == (
+        "maximum-decreased",
+        "/properties/a/maximum",
+        "/properties/a/maximum",
+    )
+    assert (change.old, change.new) == (9, 3)
+
+
+def test_breaking_change_gets_its_own_witness(tmp_path: Path) -> None:
+    old = {"type": "object", "properties": {"a": {"type": "integer", "maximum": 9}, "b": {}}}
+    new = {
+        "type": "object",
+        "required": ["b"],
+        "properties": {"a": {"type": "integer", "maximum": 3}, "b": {}},
+    }
+    result = check_pair(
+        Version.from_file(tmp_path / "1.yaml", old, "demo@1"),
+        Version.from_file(tmp_path / "2.yaml", new, "demo@2"),
+    )
+    assert not result.compatible
+    by_rule = {c.rule: c for c in result.changes}
+    assert by_rule["maximum-decreased"].severity == "error"
+    assert by_rule["required-added"].severity == "error"
+    # each witness fails the new version at its own keyword
+    maximum = by_rule["maximum-decreased"].witness
+    required = by_rule["required-added"].witness
+    assert maximum is not None
+    assert required is not None
+    assert any(path.endswith("/maximum") for _, path, _ in maximum.errors)
+    assert any(path.endswith("/required") for _, path, _ in required.errors)
