@@ -534,3 +534,20 @@ def test_memory_does_not_grow_with_input_size(tmp_path: Path, workers: str) -> N
     small_kib = max_rss_kib(*args, str(small))
     large_kib = max_rss_kib(*args, str(large))
     assert large_kib - small_kib < 30 * 1024, (small_kib, large_kib)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="validation.py: Checker._routes caches every distinct (contract, version) an event "
+    "names, failures included, with no bound: a stream naming ever new unknown versions or "
+    "contracts grows memory without limit (reported)",
+)
+def test_memory_does_not_grow_with_distinct_unknown_routes(tmp_path: Path) -> None:
+    line = '{{"contract": "search", "version": {}, "payload": {{}}}}\n'
+    small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
+    small.write_text("".join(line.format(n) for n in range(3, 10_003)))
+    large.write_text("".join(line.format(n) for n in range(3, 100_003)))
+    small_kib = max_rss_kib("validate", "--workers", "1", str(small))
+    large_kib = max_rss_kib("validate", "--workers", "1", str(large))
+    assert large_kib - small_kib < 30 * 1024, (small_kib, large_kib)
