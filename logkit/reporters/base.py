@@ -7,6 +7,10 @@ from typing import IO, Any
 
 from logkit.results import EventFailure, Finding, failure_findings
 
+#: A file name that is not UTF-8 reaches us with surrogate escapes (PEP 383), which a UTF-8
+#: stream with strict errors cannot write; every reporter writes them as ``\udcff`` instead.
+SURROGATE_ESCAPES = {c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)}
+
 
 @dataclass
 class Outcome:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from logkit.reporters.base import Reporter
+from logkit.reporters.base import SURROGATE_ESCAPES, Reporter
 from logkit.results import Finding
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return (text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            .translate(SURROGATE_ESCAPES))
 
 
 def escape_property(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from logkit.reporters.base import Outcome, Reporter
+from logkit.reporters.base import SURROGATE_ESCAPES, Outcome, Reporter
 from logkit.results import EventFailure, Finding, failure_dict
 
 
@@ -23,5 +23,7 @@ class JsonReporter(Reporter):
     def finish(self, outcome: Outcome) -> None:
         document = {"tool": self.tool, "ok": outcome.ok, "summary": outcome.counts,
                     "results": self.results}
-        self.out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        text = json.dumps(document, ensure_ascii=False, indent=2)
+        # A raw surrogate can only sit inside a JSON string, where its \u escape means the same.
+        self.out.write(text.translate(SURROGATE_ESCAPES) + "\n")
         self.err.write(outcome.line + "\n")

@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 from typing import IO, Any
 
-from logkit.reporters.base import Outcome, Reporter
+from logkit.reporters.base import SURROGATE_ESCAPES, Outcome, Reporter
 from logkit.results import Finding
 
 _STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -15,6 +15,7 @@ _STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
 # lines; a raw control character could drive the terminal or start a forged finding line.
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 _CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROL.update(SURROGATE_ESCAPES)
 
 
 def printable(text: str) -> str:

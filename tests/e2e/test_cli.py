@@ -249,6 +249,26 @@ def test_an_unknown_flag() -> None:
     assert "--nope" in result.stderr
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "junit"])
+def test_a_file_name_that_is_not_utf8(tmp_path: Path, fmt: str) -> None:
+    name = os.fsdecode(b"bad\xff.jsonl")
+    (tmp_path / name).write_bytes(b'{"contract": "search", "payload": {}}\n')
+    env = environment(PYTHONIOENCODING="utf-8")  # a strict UTF-8 stdout, as on most desktops
+    result = run(
+        "validate",
+        "--registry",
+        str(REPO / "registry"),
+        "--format",
+        fmt,
+        name,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "bad\\udcff.jsonl" in result.stdout
+
+
 def test_settings_file_and_env(tmp_path: Path) -> None:
     shutil.copytree(REPO / "registry", tmp_path / "contracts")
     (tmp_path / "logkit.yaml").write_text("registry: contracts\n")

@@ -461,3 +461,24 @@ def test_text_escapes_control_characters_from_event_data(color: bool) -> None:
     assert r"\x1b]0;pwned\x07" in plain
     assert r"\x1b[2J\nevents.jsonl:99:" in plain
     assert plain.startswith(r"in\x1b[1m.jsonl:2: ")
+
+
+# -- a file name that is not UTF-8 -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_non_utf8_file_name_is_written_to_a_strict_utf8_stream(fmt: str) -> None:
+    # Python hands such names over with surrogate escapes; a UTF-8 stream with strict errors
+    # (PYTHONIOENCODING=utf-8, a UTF-8 locale) cannot encode them raw.
+    name = "bad\udcff.jsonl"
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
+    reporter = make_reporter(fmt, out, io.StringIO(), color=False)
+    reporter.event(EventFailure(name, 1, "invalid", [Issue("", "required", "missing")], "d", 1))
+    reporter.finish(Outcome(ok=False, line="1 invalid"))
+    out.flush()
+    text = raw.getvalue().decode("utf-8")
+    if fmt == "json":
+        assert json.loads(text)["results"][0]["source"] == name
+    else:
+        assert "bad\\udcff.jsonl" in text
