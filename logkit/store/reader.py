@@ -33,11 +33,11 @@ class SegmentFile:
 
     @property
     def key(self) -> str:
-        """The segment's name without ``.open``/``.gz``: stable across sealing."""
+        """The segment's sealed name without ``.gz``: stable across sealing."""
         name = self.path.name
-        for suffix in (".open", ".gz"):
-            name = name.removesuffix(suffix)
-        return str(self.path.parent / name)
+        if layout.is_open(self.path):
+            name = layout.sealed_name(name)
+        return str(self.path.parent / name.removesuffix(".gz"))
 
 
 def list_segments(
@@ -72,8 +72,9 @@ def list_segments(
     for partition in partitions:
         for entry in _scandir(partition):
             name = entry.name
-            if not name.startswith("part-") or not (
-                name.endswith((*layout.SEALED_SUFFIXES, layout.OPEN_SUFFIX))
+            sealed = name.startswith("part-") and name.endswith(layout.SEALED_SUFFIXES)
+            if not sealed and not (
+                name.startswith(layout.OPEN_PREFIX) and name.endswith(layout.OPEN_SUFFIX)
             ):
                 continue
             try:
@@ -103,7 +104,11 @@ class CorruptSegment(Exception):
 
 
 def lines_backwards(segment: SegmentFile) -> Iterator[bytes]:
-    """Complete lines of a segment, last first. Raises CorruptSegment for a broken .gz."""
+    """Complete lines of a segment, last first. Raises CorruptSegment for a broken .gz.
+
+    Only the ``segment.size`` bytes seen when it was listed are read: what was appended since
+    is left to ``Follower``, which starts from that size, so no line is shown twice.
+    """
     if segment.gzipped:
         yield from reversed(_gz_lines(segment.path))
         return
@@ -112,10 +117,13 @@ def lines_backwards(segment: SegmentFile) -> Iterator[bytes]:
     except FileNotFoundError:
         sealed = Path(segment.key)
         if not sealed.exists():
+            gzipped = Path(segment.key + ".gz")
+            if gzipped.exists():  # sealed with --gzip while we looked
+                yield from reversed(_first_bytes(_gz_lines(gzipped), segment.size))
             return
         handle = open(sealed, "rb")  # noqa: SIM115
     with handle:
-        position = _last_newline_end(handle)
+        position = _last_newline_end(handle, segment.size)
         tail = b""
         while position > 0:
             step = min(READ_STEP, position)
@@ -130,9 +138,10 @@ def lines_backwards(segment: SegmentFile) -> Iterator[bytes]:
             yield tail
 
 
-def _last_newline_end(handle: BinaryIO) -> int:
-    """Length of the file up to and including its last newline (a torn tail is left out)."""
-    position = handle.seek(0, os.SEEK_END)
+def _last_newline_end(handle: BinaryIO, size: int) -> int:
+    """Length of the first ``size`` bytes up to and including their last newline (a torn tail
+    is left out)."""
+    position = min(size, handle.seek(0, os.SEEK_END))
     while position > 0:
         step = min(READ_STEP, position)
         handle.seek(position - step)
@@ -167,6 +176,8 @@ def newest(
     on_corrupt: Callable[[CorruptSegment], None] = lambda _e: None,
 ) -> list[bytes]:
     """The ``count`` newest lines (by ``stamp``) that ``keep`` accepts, oldest first."""
+    if count <= 0:
+        return []
     heap: list[tuple[str, int, bytes]] = []
     order = 0
     for segment in sorted(segments, key=lambda s: s.mtime, reverse=True):
@@ -235,6 +246,18 @@ class Follower:
             self.positions[segment.key] = done + cut + 1
             found.extend(line for line in data[:cut].split(b"\n") if line)
         return found
+
+
+def _first_bytes(lines: list[bytes], size: int) -> list[bytes]:
+    """The lines that lie wholly within the first ``size`` bytes."""
+    total = 0
+    result = []
+    for line in lines:
+        total += len(line) + 1
+        if total > size:
+            break
+        result.append(line)
+    return result
 
 
 def _skip_bytes(lines: list[bytes], done: int) -> list[bytes]:

@@ -140,8 +140,10 @@ def _mode(root: Path, writer: str) -> str:
 def _recover_writer(root: Path, writer: str, on_torn: TornHandler, report: RecoveryReport) -> None:
     resumable = _mode(root, writer) == "file"
     committed = _committed_lengths(root, writer) if resumable else {}
-    for open_path in sorted(root.glob(f"**/part-{writer}-*{layout.OPEN_SUFFIX}")):
-        name = open_path.name[: -len(".open")]
+    for open_path in sorted(root.glob(layout.open_glob(writer))):
+        name = layout.sealed_name(open_path.name)
+        # A gzip that was being made when the writer died: the open segment is still whole.
+        (open_path.parent / layout.gzip_temp_name(name)).unlink(missing_ok=True)
         if (open_path.parent / name).exists() or (open_path.parent / (name + ".gz")).exists():
             open_path.unlink()  # sealed already; the crash came before the cleanup
             continue

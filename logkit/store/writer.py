@@ -2,8 +2,9 @@
 
 Each writing process is a *writer* with its own id, its own lock file (held while it lives) and
 its own segments, so any number of processes can write one store at once. A segment is written
-as ``part-<writer>-<seq>.jsonl.open`` and sealed by flush, fsync, rename to ``.jsonl`` (or gzip
-to ``.jsonl.gz``) and fsync of the folder; the reader globs only ever match sealed segments.
+as ``.part-<writer>-<seq>.open`` and sealed by flush, fsync, rename to ``part-...jsonl`` (or gzip
+to ``.jsonl.gz``) and fsync of the folder; the reader globs (even ``*.jsonl*``) only ever match
+sealed segments.
 
 Durability (``fsync``):
   - ``always``: segments are fsynced after every write, before the events are counted.
@@ -51,7 +52,7 @@ class Segment:
 
     @property
     def open_path(self) -> Path:
-        return self.folder / (self.name + ".open")
+        return self.folder / layout.open_name(self.name)
 
 
 @dataclass
@@ -86,10 +87,15 @@ class StoreWriter:
         if self.options.fsync not in FSYNC_POLICIES:
             raise StoreError(f"unknown fsync policy {self.options.fsync!r}")
         locks = layout.locks_dir(self.root)
+        # The lock file appears under its name already locked: created under a temporary name
+        # that recovery ignores, locked, then renamed. Created in place, a recovery running
+        # between the creation and the flock would take it for a dead writer's and delete it.
+        temp = locks / f".{self.writer_id}.lock.tmp"
         try:
             locks.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(locks / f"{self.writer_id}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+            self._lock_fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(temp, locks / f"{self.writer_id}.lock")
         except OSError as exc:
             raise StoreError(
                 f"{self.root}: cannot open the store for writing: {exc.strerror or exc}"
@@ -193,14 +199,16 @@ class StoreWriter:
             segment.synced = min(segment.synced, size)
 
     def _own_open_segments(self) -> Any:
-        return self.root.glob(f"**/part-{self.writer_id}-*{layout.OPEN_SUFFIX}")
+        return self.root.glob(layout.open_glob(self.writer_id))
 
     def _open(self, folder: Path) -> Segment:
         self._seq += 1
         name = f"part-{self.writer_id}-{self._seq:06d}.jsonl"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(folder / (name + ".open"), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+            fd = os.open(
+                folder / layout.open_name(name), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644
+            )
         except OSError as exc:
             raise StoreError(f"{folder}: cannot create a segment: {exc.strerror or exc}") from exc
         segment = Segment(folder, name, fd, time.monotonic())
@@ -239,7 +247,7 @@ def seal_file(open_path: Path, name: str, *, gzip_it: bool = False) -> Path:
     folder = open_path.parent
     if gzip_it:
         final = folder / (name + ".gz")
-        tmp = folder / (name + ".gz.tmp")
+        tmp = folder / layout.gzip_temp_name(name)
         with open(open_path, "rb") as src, open(tmp, "wb") as raw:
             with gzip.GzipFile(filename=name, mode="wb", fileobj=raw, mtime=0) as gz:
                 shutil.copyfileobj(src, gz, 1024 * 1024)
