@@ -158,13 +158,14 @@ def ingest(options: IngestOptions) -> int:
         writer_options.segment_bytes = options.segment_bytes
     if options.segment_seconds:
         writer_options.segment_seconds = options.segment_seconds
-    writer = StoreWriter(root, writer_options)
     enveloper = Enveloper(checker)
     workers = options.workers or 1
     pool = None
     if workers > 1:
         from logkit.runner import Job, start_pool
 
+        # Before the writer exists: forked workers would share its flock, keep it after a
+        # kill -9 of this process, and make the next run skip the recovery of its segments.
         pool = start_pool(
             Job(
                 registry.root,
@@ -175,6 +176,13 @@ def ingest(options: IngestOptions) -> int:
             workers,
             initializer=_init_worker,
         )
+    try:
+        writer = StoreWriter(root, writer_options)
+    except StoreError:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        raise
     totals = Totals()
     stop = _Stop()
     previous = stop.install()
@@ -197,7 +205,10 @@ def ingest(options: IngestOptions) -> int:
         writer.close()
     except StoreError as exc:
         failed = exc
-        writer.release()  # open segments stay for recovery, cut back to the last checkpoint
+        try:
+            writer.close()  # seal the blocks stored whole (and checkpointed) before the failure
+        except StoreError:
+            writer.release()  # recovery seals them, cut back to the last checkpoint
     finally:
         if pool is not None:
             pool.terminate()
@@ -267,25 +278,37 @@ def _ingest_source(
             start_offset=start_offset,
             stop=lambda: stop.signum,
         )
-        for block, out in _processed(blocks, enveloper, source.name, pool, workers):
-            if out is not None:
-                _append(writer, out)
-                totals.add(out)
-            offset, line = block.end_offset, block.last_line
-            synced = writer.maybe_sync() or writer.options.fsync == "always"
-            if synced:
-                commit(offset, line)
-            due = writer.due_for_rotation()
-            if due:
+        try:
+            for block, out in _processed(blocks, enveloper, source.name, pool, workers):
+                if out is not None:
+                    _append(writer, out)
+                    totals.add(out)
+                offset, line = block.end_offset, block.last_line
+                synced = writer.maybe_sync() or writer.options.fsync == "always"
+                if synced:
+                    commit(offset, line)
+                due = writer.due_for_rotation()
+                if due:
+                    writer.sync()
+                    commit(offset, line)
+                    for folder in due:
+                        writer.seal(folder)
+                monitor.tick(totals, offset - start_offset)
+                if stop.signum:
+                    break
+            writer.sync()
+            commit(offset, line, complete=not stop.signum)
+        except StoreError:
+            # The blocks before the failed one are whole in the segments (the failed one was
+            # rolled back) and counted: checkpoint them, so that they may be sealed and a
+            # resumed run starts after them. If that fails too, seal nothing: recovery then
+            # cuts the segments back to the last checkpoint and resuming stores them again.
+            try:
                 writer.sync()
                 commit(offset, line)
-                for folder in due:
-                    writer.seal(folder)
-            monitor.tick(totals, offset - start_offset)
-            if stop.signum:
-                break
-        writer.sync()
-        commit(offset, line, complete=not stop.signum)
+            except (StoreError, OSError):
+                writer.release()
+            raise
     finally:
         if source.path is not None:
             stream.close()

@@ -154,12 +154,19 @@ class StoreWriter:
         ]
 
     def seal(self, folder: Path) -> None:
-        """Seal the open segment of ``folder``; the caller has synced and checkpointed."""
-        segment = self.segments.pop(folder)
-        if segment.synced != segment.size:
-            os.fsync(segment.fd)
+        """Seal the open segment of ``folder``; the caller has synced and checkpointed.
+
+        On failure the segment stays open and listed, so that the next checkpoint still covers
+        it and recovery seals it later."""
+        segment = self.segments[folder]
+        try:
+            if segment.synced != segment.size:
+                os.fsync(segment.fd)
+            seal_file(segment.open_path, segment.name, gzip_it=self.options.gzip)
+        except OSError as exc:
+            raise StoreError(f"{segment.open_path}: cannot seal: {exc.strerror or exc}") from exc
+        del self.segments[folder]
         os.close(segment.fd)
-        seal_file(segment.open_path, segment.name, gzip_it=self.options.gzip)
 
     def close(self) -> None:
         """Sync and seal every open segment, then let go of the lock."""
@@ -248,11 +255,15 @@ def seal_file(open_path: Path, name: str, *, gzip_it: bool = False) -> Path:
     if gzip_it:
         final = folder / (name + ".gz")
         tmp = folder / layout.gzip_temp_name(name)
-        with open(open_path, "rb") as src, open(tmp, "wb") as raw:
-            with gzip.GzipFile(filename=name, mode="wb", fileobj=raw, mtime=0) as gz:
-                shutil.copyfileobj(src, gz, 1024 * 1024)
-            raw.flush()
-            os.fsync(raw.fileno())
+        try:
+            with open(open_path, "rb") as src, open(tmp, "wb") as raw:
+                with gzip.GzipFile(filename=name, mode="wb", fileobj=raw, mtime=0) as gz:
+                    shutil.copyfileobj(src, gz, 1024 * 1024)
+                raw.flush()
+                os.fsync(raw.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, final)
         layout.fsync_dir(folder)
         open_path.unlink()
