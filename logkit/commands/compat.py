@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from logkit.compat import MODES, POLICIES, Change, PairResult, Version, check_pair, plan
+from logkit.compat import (
+    MODES,
+    POLICIES,
+    Change,
+    PairResult,
+    Version,
+    check_pair,
+    plan,
+    required_relations,
+)
 from logkit.errors import ConfigError, UsageError
 from logkit.registry import Contract, Registry, did_you_mean
 from logkit.reporters import make_reporter
@@ -193,6 +202,7 @@ def run_pairs(
 ) -> list[tuple[str, PairResult]]:
     policy = resolve_policy(options)
     results = []
+    cache: dict[Any, Any] = {}  # each version is prepared once, though it sits in two pairs
     for name in names:
         versions = registry.versions(name)
         latest = registry.get(f"{name}@{versions[-1]}")
@@ -200,11 +210,14 @@ def run_pairs(
         for old_v, new_v in pairs:
             new = registry.get(f"{name}@{new_v}")
             old = registry.get(f"{name}@{old_v}")
+            mode = mode_for(options, new)
             result = check_pair(
                 Version.from_contract(registry, old),
                 Version.from_contract(registry, new),
-                mode=mode_for(options, new),
+                mode=mode,
                 policy=policy,
+                cache=cache,
+                relations=required_relations(mode),
             )
             results.append((name, result))
     return results
