@@ -363,6 +363,15 @@ def check_compat(
             show_default=False,
         ),
     ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Also compare with the registry at this git ref (CI: the merge-base with "
+            "main): published versions must still accept exactly the same events.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOpt = "text",
     registry: RegistryOpt = None,
     color: ColorOpt = None,
@@ -378,6 +387,7 @@ def check_compat(
         policy=policy,
         fmt=_check_format(fmt),
         color=color,
+        against=against,
     )
     raise typer.Exit(run(options))
 

@@ -56,6 +56,7 @@ class CompatOptions:
     policy: str | None = None
     fmt: str = "text"
     color: bool | None = None
+    against: str | None = None  # a git ref: published versions must be unchanged since
 
 
 def _setting(settings: Settings, key: str) -> Any:
@@ -223,6 +224,54 @@ def run_pairs(
     return results
 
 
+def _published(
+    registry: Registry, ref: str, ignores: list[Ignore]
+) -> list[tuple[Finding, dict[str, Any]]]:
+    """``--against REF``: each published version still there, accepting the same events."""
+    from logkit.compat.published import compare_published
+    from logkit.compat.rules import RULES
+
+    out = []
+    for item in compare_published(registry, ref):
+        severity, message = item.severity, item.message + "."
+        for ignore in ignores:
+            if (
+                ignore.contract == item.contract
+                and ignore.version in (None, item.version)
+                and ignore.rule in (None, item.rule)
+            ):
+                severity, message = "info", f"{message} Ignored: {ignore.reason}."
+                break
+        if item.witness is not None:
+            message += (
+                f" Witness {_short(item.witness.event)} is valid under "
+                f"{item.witness.accepted_by} at one side only."
+            )
+        if severity == "error":
+            message += f" Fix: {RULES[item.rule].fix}."
+        label = f"{item.contract}@{item.version}"
+        finding = Finding(
+            _relative(item.file), None, "", item.rule, message, severity, f"{label} (against {ref})"
+        )
+        extra = {
+            "contract": item.contract,
+            "old_version": label,
+            "new_version": label,
+            "mode": "IMMUTABLE",
+            "rule": item.rule,
+            "severity": severity,
+            "old_pointer": "",
+            "new_pointer": "",
+            "old": None,
+            "new": None,
+            "message": message,
+            "fix": RULES[item.rule].fix if severity == "error" else None,
+            "witness": item.witness.as_dict() if item.witness is not None else None,
+        }
+        out.append((finding, extra))
+    return out
+
+
 def check_compat(
     options: CompatOptions, out: IO[str] | None = None, err: IO[str] | None = None
 ) -> int:
@@ -246,7 +295,9 @@ def check_compat(
                     )
                     break
             records.append((name, result, change))
+    published = _published(registry, options.against, ignores) if options.against else []
     errors = sum(c.severity == "error" for _, _, c in records)
+    errors += sum(f.severity == "error" for f, _ in published)
     warnings = sum(c.severity == "warning" for _, _, c in records)
     breaking_pairs = sum(any(c.severity == "error" for c in r.changes) for _, r in results)
     line = (
@@ -286,7 +337,8 @@ def check_compat(
                 }
                 for name, r in results
             ],
-            "results": [change_dict(r, c, name) for name, r, c in records],
+            "results": [change_dict(r, c, name) for name, r, c in records]
+            + [extra for _, extra in published],
         }
         out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
         err.write(line + "\n")
@@ -310,5 +362,7 @@ def check_compat(
                 f"{result.old.label} -> {result.new.label} ({result.mode})",
             )
         )
+    for finding, _ in published:
+        reporter.finding(finding)
     reporter.finish(Outcome(ok=ok, line=line, counts=counts))
     return 0 if ok else 1

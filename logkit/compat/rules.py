@@ -345,6 +345,29 @@ _rule(
 _rule("conditional-changed", BF, "the `if` condition changed", keywords=("if", "then", "else"))
 _rule("reference-changed", BF, "a `$ref` points at a different definition", keywords=("$ref",))
 _rule(
+    "published-version-changed",
+    BF,
+    "a version that exists at the `--against` ref now accepts different events",
+    "revert the edit and publish the change as a new version",
+)
+_rule(
+    "published-version-deleted",
+    B,
+    "a version that exists at the `--against` ref was deleted",
+    "restore the file; retire a contract by marking it `status: deprecated`",
+)
+_rule(
+    "published-version-renumbered",
+    B,
+    "a version that exists at the `--against` ref now has another number",
+    "restore the original number",
+)
+_rule(
+    "published-version-documentation-changed",
+    NONE,
+    "a published version was edited, but accepts exactly the same events (documentation only)",
+)
+_rule(
     "keyword-changed",
     BF,
     "a keyword that logkit does not compare structurally changed "

@@ -148,3 +148,44 @@ def test_shared_file_selects_contracts_using_it(
     monkeypatch.chdir(tmp_path)
     assert main(["check-compat", "registry/_shared/common.yaml"]) == 0
     assert "2 contracts" in capsys.readouterr().err
+
+
+def _git(root: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_against_a_git_ref_guards_published_versions(
+    breaking: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _git(breaking, "init", "-q")
+    _git(breaking, "add", "registry")
+    _git(breaking, "commit", "-qm", "publish")
+    assert main(["check-compat", "--against", "HEAD", "--mode", "NONE"]) == 0
+    capsys.readouterr()
+
+    user = breaking / "registry/user/1.yaml"
+    schema = yaml.safe_load(user.read_text())
+    schema["description"] = "documentation only"
+    user.write_text(yaml.safe_dump(schema))
+    assert main(["check-compat", "--against", "HEAD", "--mode", "NONE"]) == 0
+    assert "[published-version-documentation-changed]" in capsys.readouterr().out
+
+    schema["properties"]["id"]["maxLength"] = 3
+    user.write_text(yaml.safe_dump(schema))
+    assert main(["check-compat", "--against", "HEAD", "--mode", "NONE", "-f", "json"]) == 1
+    (result,) = json.loads(capsys.readouterr().out)["results"][-1:]
+    assert result["rule"] == "published-version-changed"
+    assert result["witness"] is not None
+
+    user.unlink()
+    (breaking / "registry/user/2.yaml").write_text(yaml.safe_dump(schema))
+    assert main(["check-compat", "--against", "HEAD", "--mode", "NONE"]) == 1
+    assert "[published-version-deleted]" in capsys.readouterr().out
+    assert main(["check-compat", "--against", "no-such-ref"]) == 2
