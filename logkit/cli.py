@@ -418,6 +418,96 @@ def diff(
     raise typer.Exit(run(options))
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes, each with its own store writer.")
+    ] = 1,
+    fsync: Annotated[
+        str,
+        typer.Option(
+            "--fsync",
+            help="always (answer after fsync), batch (fsync every second) or never.",
+        ),
+    ] = "batch",
+    gzip_segments: Annotated[
+        bool, typer.Option("--gzip", help="Gzip segments as they are sealed.")
+    ] = False,
+    segment_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--segment-mb", help="Seal a segment at this size [default: 128].", show_default=False
+        ),
+    ] = None,
+    segment_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--segment-seconds",
+            help="Seal a segment at this age [default: 300].",
+            show_default=False,
+        ),
+    ] = None,
+    max_line_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
+        ),
+    ] = None,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", help="Largest batch body of POST /log.")
+    ] = 16,
+    client_timeout: Annotated[
+        float,
+        typer.Option(
+            "--client-timeout", help="Seconds a client has to send its headers, then its body."
+        ),
+    ] = 30,
+    graceful_timeout: Annotated[
+        float,
+        typer.Option(
+            "--graceful-timeout", help="Seconds to let requests finish on SIGTERM before exiting."
+        ),
+    ] = 30,
+    limit_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--limit-concurrency",
+            help="Answer 503 past this many connections per worker [default: no limit].",
+            show_default=False,
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request to stderr.")
+    ] = False,
+    registry: RegistryOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Serve the contracts over HTTP: POST events, GET recent ones, try them all from /docs."""
+    from logkit.commands.serve import ServeOptions
+    from logkit.commands.serve import serve as run
+
+    options = ServeOptions(
+        settings=_settings(registry=registry, store=store, max_line_bytes=max_line_bytes),
+        host=host,
+        port=port,
+        workers=workers,
+        fsync=fsync,
+        gzip=gzip_segments,
+        segment_bytes=int(segment_mb * 1024 * 1024) if segment_mb else None,
+        segment_seconds=segment_seconds,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        client_timeout=client_timeout,
+        graceful_timeout=graceful_timeout,
+        limit_concurrency=limit_concurrency,
+        access_log=access_log,
+    )
+    raise typer.Exit(run(options))
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version

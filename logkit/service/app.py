@@ -1,0 +1,412 @@
+"""The FastAPI app: routes that read requests, call ``Intake`` and the writer, render answers.
+
+``create_app(config)`` builds one app (one per worker process); ``create_app_from_env`` is the
+factory uvicorn imports in each worker. Handlers return bytes encoded with msgspec, which keeps
+integers of any size exact, and never let a request's content raise past them: whatever a
+client sends is answered with a status and a JSON problem, never a crashed worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from logkit.errors import LogkitError, StoreError, UnknownContractError, UsageError
+from logkit.ingest import IngestBlock
+from logkit.parse import Limits
+from logkit.registry import ContractRef, Registry
+from logkit.service import openapi
+from logkit.service.config import ServiceConfig
+from logkit.service.intake import STORED, Answer, BatchError, Intake
+from logkit.service.metrics import RequestMetrics, ServiceMetrics
+from logkit.service.writer import ServiceWriter
+
+log = logging.getLogger("uvicorn.error")
+JSON = "application/json"
+JSON_LINES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
+)
+MAX_EVENTS_LIMIT = 1000
+_encode = msgspec.json.encode
+_OK = b'{"ok":true}'
+
+
+class Problem(Exception):
+    """A request answered with an error status and a JSON problem body."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        close: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.close = close
+        self.extra = dict(extra or {})
+
+    def response(self) -> Response:
+        body = {
+            "ok": False,
+            "status": self.status,
+            "reason": self.reason,
+            **self.extra,
+            "errors": [{"path": "", "rule": self.reason, "message": self.message}],
+        }
+        headers = {"connection": "close"} if self.close else None
+        return Response(_encode(body), self.status, headers=headers, media_type=JSON)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(_encode(data), status, media_type=JSON)
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one uvicorn worker, configured by ``logkit serve`` through the environment."""
+    return create_app(ServiceConfig.from_env())
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    registry = Registry.load(config.registry)
+    for contract in registry:
+        registry.validator(contract)  # compile every contract now: a broken one fails at start
+    limits = Limits(config.max_line_bytes, config.max_depth)
+    intake = Intake(registry, limits)
+    # Batches are enveloped in a thread, with their own Intake (and id clock) and one at a time
+    # per worker, so that a large batch does not stall the event loop's single events.
+    batch_intake = Intake(registry, limits)
+    batch_lock = asyncio.Lock()
+    metrics = ServiceMetrics()
+    writer: ServiceWriter | None = None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        nonlocal writer
+        from logkit.commands.ingest import recover_store
+
+        config.store.mkdir(parents=True, exist_ok=True)
+        recover_store(config.store)  # segments of a worker that died (a sibling's are locked)
+        writer = ServiceWriter(config)
+        writer.start()
+        log.info(
+            "logkit serve: %d contracts from %s; writing to %s as writer %s (fsync %s)",
+            len(registry.names()),
+            registry.root,
+            config.store,
+            writer.writer_id,
+            config.fsync,
+        )
+        try:
+            yield
+        finally:
+            await writer.close()
+            log.info("logkit serve: writer %s sealed its segments", writer.writer_id)
+            writer = None
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        app_version = version("logkit")
+    except PackageNotFoundError:  # pragma: no cover - a source checkout
+        app_version = "0"
+    app = FastAPI(
+        title="logkit",
+        version=app_version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    document = openapi.build(
+        registry,
+        version=app_version,
+        max_line_bytes=config.max_line_bytes,
+        max_body_bytes=config.max_body_bytes,
+    )
+    document_bytes = _encode(document)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+
+    async def store(out: IngestBlock) -> None:
+        if writer is None:  # pragma: no cover - only between shutdown and exit
+            raise Problem(503, "shutting_down", "the service is shutting down; retry")
+        try:
+            await writer.write(out)
+        except StoreError as exc:
+            log.error("logkit serve: %s", exc)
+            raise Problem(503, "store_unavailable", f"the store cannot take events: {exc}") from exc
+        metrics.record(out)
+
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> Response:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = "no such endpoint; see /docs" if exc.status_code == 404 else str(exc.detail)
+        response = Problem(exc.status_code, reason, message).response()
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    # -- service ---------------------------------------------------------------------------
+
+    @app.get("/")
+    async def health() -> Response:
+        return Response(_OK, media_type=JSON)
+
+    @app.get("/openapi.json")
+    async def openapi_json() -> Response:
+        return Response(document_bytes, media_type=JSON)
+
+    @app.get("/docs")
+    async def docs() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="logkit: try the contracts")
+
+    @app.get("/metrics")
+    async def metrics_text() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    # -- events in -------------------------------------------------------------------------
+
+    async def log_event(request: Request, contract: str, version: str | None) -> Response:
+        _require_json(request)
+        body = await _read_body(request, config.max_line_bytes, config.body_timeout)
+        out, answer = intake.single(contract, version, body, f"POST {request.url.path}")
+        await store(out)
+        if answer.stored:
+            return _json(
+                {
+                    "id": answer.id,
+                    "received_at": answer.received_at,
+                    "contract": answer.contract,
+                    "version": answer.version,
+                }
+            )
+        return _refused(answer)
+
+    @app.post("/log/{contract}")
+    async def log_latest(request: Request, contract: str) -> Response:
+        return await log_event(request, contract, None)
+
+    @app.post("/log/{contract}/{version}")
+    async def log_version(request: Request, contract: str, version: str) -> Response:
+        return await log_event(request, contract, version)
+
+    @app.post("/log")
+    async def log_batch(request: Request) -> Response:
+        media = _media_type(request)
+        if media != JSON and media not in JSON_LINES:
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                f"a batch is application/x-ndjson (JSON lines) or application/json (an array "
+                f"of routed events), not {media or 'a body with no Content-Type'}",
+            )
+        body = await _read_body(request, config.max_body_bytes, config.body_timeout)
+        as_json = media == JSON
+        source = "POST /log"
+        async with batch_lock:
+            try:
+                if as_json:
+                    out, answers, positions = await asyncio.to_thread(
+                        batch_intake.json, body, source
+                    )
+                else:
+                    out, answers, positions = await asyncio.to_thread(
+                        batch_intake.jsonl, body, source
+                    )
+            except BatchError as exc:
+                problem = exc.problem
+                raise Problem(400, problem.reason, problem.message) from exc
+        await store(out)
+        where = "index" if as_json else "line"
+        results = [{where: n, **a.as_dict()} for n, a in zip(positions, answers, strict=True)]
+        stored = sum(1 for a in answers if a.reason == STORED)
+        return _json(
+            {
+                "ok": stored == len(answers),
+                "stored": stored,
+                "dead_lettered": len(answers) - stored,
+                "results": results,
+            }
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @app.get("/events/{contract}")
+    def events(request: Request, contract: str) -> Response:
+        return _events(config, registry, contract, request.query_params)
+
+    @app.get("/contracts")
+    async def contracts() -> Response:
+        from logkit.commands.contracts import contract_rows
+
+        return _json(contract_rows(registry))
+
+    @app.get("/contracts/{name}")
+    async def contract_summary(name: str) -> Response:
+        from logkit.commands.contracts import contract_rows
+
+        for row in contract_rows(registry):
+            if row["name"] == name:
+                return _json(row)
+        raise _unknown(registry, name)
+
+    @app.get("/contracts/{name}/{version}")
+    async def contract_schema(name: str, version: str) -> Response:
+        if not version.isdigit() or version.startswith("0"):
+            raise Problem(
+                404, "unknown_contract", f"{version!r} is not a version (a positive integer)"
+            )
+        try:
+            found = registry.get(ContractRef(name, int(version)))
+        except (UnknownContractError, UsageError) as exc:
+            raise Problem(404, "unknown_contract", str(exc)) from exc
+        return _json(found.schema)
+
+    return app
+
+
+def _refused(answer: Answer) -> Response:
+    return _json({"ok": False, **answer.as_dict()}, answer.status)
+
+
+def _unknown(registry: Registry, name: str) -> Problem:
+    try:
+        registry.get(ContractRef(name))
+    except (UnknownContractError, LogkitError) as exc:
+        return Problem(404, "unknown_contract", str(exc))
+    return Problem(404, "unknown_contract", f"unknown contract {name!r}")  # pragma: no cover
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _require_json(request: Request) -> None:
+    media = _media_type(request)
+    if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
+        raise Problem(
+            415,
+            "unsupported_media_type",
+            f"an event is sent as application/json, not {media or 'a body with no Content-Type'}"
+            " (with curl: -H 'Content-Type: application/json')",
+        )
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, refusing it (413) as soon as it is known to be over ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Problem(
+                400, "bad_request", f"Content-Length {declared!r} is not a number", close=True
+            )
+        if int(declared) > limit:
+            raise Problem(
+                413,
+                "too_large",
+                f"the body is {int(declared):,} bytes, over the limit of {limit:,}",
+                close=True,
+            )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Problem(
+                        413,
+                        "too_large",
+                        f"the body is over the limit of {limit:,} bytes",
+                        close=True,
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Problem(
+            408, "timeout", f"the body did not arrive within {timeout:g} s", close=True
+        ) from None
+    except ClientDisconnect:
+        raise Problem(400, "client_disconnected", "the client went away", close=True) from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _events(
+    config: ServiceConfig, registry: Registry, contract: str, query: Mapping[str, str]
+) -> Response:
+    from logkit.commands.tail import stamp
+    from logkit.store import reader
+
+    try:
+        ref = ContractRef.parse(contract)
+        registry.get(ref)
+    except (UnknownContractError, UsageError) as exc:
+        raise Problem(404, "unknown_contract", str(exc)) from exc
+    raw_limit = query.get("limit", "10")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_EVENTS_LIMIT:
+        raise Problem(
+            400, "bad_request", f"limit must be a whole number from 1 to {MAX_EVENTS_LIMIT}"
+        )
+    limit = int(raw_limit)
+    since = _since(query["since"]) if query.get("since") else None
+
+    def keep(line: bytes) -> bool:
+        return since is None or stamp(line) >= since
+
+    def corrupt(exc: reader.CorruptSegment) -> None:
+        log.warning("logkit serve: %s", exc)
+
+    segments = reader.list_segments(
+        config.store,
+        contract=ref.name,
+        version=ref.version,
+        since_dt=since[:10] if since else None,
+    )
+    lines = reader.newest(segments, limit, stamp=stamp, keep=keep, on_corrupt=corrupt)
+    lines.reverse()
+    head = _encode({"contract": ref.name, "version": ref.version, "count": len(lines)})
+    # The stored lines are JSON already: pass them through untouched (exact numbers).
+    return Response(head[:-1] + b',"events":[' + b",".join(lines) + b"]}", media_type=JSON)
+
+
+def _since(text: str) -> str | None:
+    """``since`` as ``logkit tail --since`` reads it, also taking the RFC 3339 spellings that
+    Python does not (``t``/``z`` in lower case, a leap second); None when it is so far back that
+    every event is newer."""
+    from logkit.commands.tail import parse_since
+
+    upper = text.upper()
+    for candidate in (text, upper, re.sub(r":60(?=[.Z+-]|$)", ":59", upper)):
+        try:
+            return parse_since(candidate)
+        except UsageError:
+            continue
+        except (OverflowError, ValueError):
+            return None  # before the first representable moment: no limit
+    raise Problem(
+        400,
+        "bad_request",
+        f"since {text[:60]!r}: give a duration such as 10m, 2h, 3d or a time such as "
+        "2026-12-03T17:00:00Z",
+    )

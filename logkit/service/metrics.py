@@ -1,0 +1,136 @@
+"""Prometheus metrics of the service: ingest's names, plus HTTP request counts and latencies.
+
+``logkit_events_total``, ``logkit_validation_errors_total``, ``logkit_bytes_read_total`` and
+``logkit_last_success_timestamp_seconds`` mean what they mean for ``ingest --metrics-file``
+(bytes read are request-body bytes here). ``logkit serve`` always sets
+``PROMETHEUS_MULTIPROC_DIR`` to a fresh folder, so with ``--workers N`` every worker writes its
+counters there and ``GET /metrics``, whichever worker answers it, reports the sum of all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from logkit.ingest import IngestBlock
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        folder = os.environ.get(MULTIPROC_ENV)
+        self.multiprocess = bool(folder) and os.path.isdir(folder or "")
+        self.registry = CollectorRegistry(auto_describe=True)
+        # In multiprocess mode the values live in files; the registry only collects them.
+        target = None if self.multiprocess else self.registry
+        self.events = Counter(
+            "logkit_events",
+            "Events received, by contract, version and outcome "
+            "(stored, or the dead-letter reason).",
+            ["contract", "version", "outcome"],
+            registry=target,
+        )
+        self.validation_errors = Counter(
+            "logkit_validation_errors",
+            "Validation errors of dead-lettered events, by rule.",
+            ["contract", "version", "rule"],
+            registry=target,
+        )
+        self.bytes_read = Counter(
+            "logkit_bytes_read", "Bytes of request bodies read.", registry=target
+        )
+        self.last_success = Gauge(
+            "logkit_last_success_timestamp_seconds",
+            "Unix time at which an event was last stored.",
+            registry=target,
+            multiprocess_mode="max",
+        )
+        self.requests = Counter(
+            "logkit_http_requests",
+            "HTTP requests answered, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=target,
+        )
+        self.latency = Histogram(
+            "logkit_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response, by method and route.",
+            ["method", "route"],
+            registry=target,
+            buckets=LATENCY_BUCKETS,
+        )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def record(self, out: IngestBlock) -> None:
+        """Count what one request's block became, as ingest counts a block."""
+        for (contract, version, outcome), count in out.outcomes.items():
+            self._child(self.events, contract, version, outcome.split(":", 1)[-1]).inc(count)
+        for (contract, version, rule), count in out.rules.items():
+            self._child(self.validation_errors, contract, version, rule).inc(count)
+        self.bytes_read.inc(out.bytes)
+        if out.events:
+            self.last_success.set(time.time())
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._child(self.requests, method, route, str(status)).inc()
+        self._child(self.latency, method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every worker's metrics."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+class RequestMetrics:
+    """ASGI middleware: counts every response and times it, labelled by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(unmatched)"
+            self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)

@@ -1,0 +1,118 @@
+"""The worker's store writer: appends on the event loop, syncs and rotates in the background.
+
+Each worker process owns one ``StoreWriter`` (its own writer id, lock and segments), so any
+number of workers, and ``logkit ingest`` runs, write one store at once. Everything touching the
+writer runs on the worker's event loop thread, one call at a time, as the writer requires.
+
+An event is answered only after its envelope is written (``write(2)`` returned: a crash of the
+worker loses nothing) and, under ``--fsync always``, after an fsync that covers it. Requests that
+arrive while one fsync runs share the next one (group commit), so ``always`` costs one fsync per
+burst rather than per event. Under ``batch`` a background task fsyncs at least every
+``batch_seconds``; under ``never`` the kernel decides. The same task seals segments that reached
+their size or age, so the warehouse globs see events within ``--segment-seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from logkit.commands.ingest import _append as append_block
+from logkit.errors import StoreError
+from logkit.ingest import IngestBlock
+from logkit.service.config import ServiceConfig
+from logkit.store.writer import StoreWriter, WriterOptions
+
+log = logging.getLogger("logkit.serve")
+TICK_SECONDS = 0.1
+
+
+class ServiceWriter:
+    def __init__(self, config: ServiceConfig) -> None:
+        self.policy = config.fsync
+        options = WriterOptions(
+            # ``always`` is group-committed here, not fsynced by the writer on every append.
+            fsync="never" if config.fsync == "always" else config.fsync,
+            gzip=config.gzip,
+            batch_seconds=config.batch_seconds,
+        )
+        if config.segment_bytes:
+            options.segment_bytes = config.segment_bytes
+        if config.segment_seconds:
+            options.segment_seconds = config.segment_seconds
+        # Past RLIMIT_FSIZE a write should fail with EFBIG (answered 503), not kill the worker.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        self.writer = StoreWriter(Path(config.store), options)
+        self._pending: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def writer_id(self) -> str:
+        return self.writer.writer_id
+
+    async def write(self, out: IngestBlock) -> None:
+        """Append a block's envelopes and dead letters whole, durably per the fsync policy.
+
+        Raises StoreError (the block is rolled back) when the store cannot take it.
+        """
+        if not out.events and not out.dead:
+            return
+        append_block(self.writer, out)
+        if self.policy == "always":
+            await self._commit()
+
+    async def _commit(self) -> None:
+        pending = self._pending
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._pending = loop.create_future()
+            loop.call_soon(self._flush)
+        # Shielded: a client that goes away must not cancel the fsync the others wait for.
+        await asyncio.shield(pending)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            self.writer.sync()
+        except StoreError as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: the waiting requests re-raise it themselves
+            return
+        pending.set_result(None)
+
+    # -- background ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._background())
+
+    async def _background(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self.tick()
+            except (StoreError, OSError) as exc:
+                log.error("logkit serve: %s", exc)
+
+    def tick(self) -> None:
+        """Fsync when the batch window is over; seal segments due for rotation."""
+        self.writer.maybe_sync()
+        due = self.writer.due_for_rotation()
+        if due:
+            self.writer.sync()
+            for folder in due:
+                self.writer.seal(folder)
+
+    async def close(self) -> None:
+        """Stop the background task, then sync and seal every open segment."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._flush()
+        self.writer.close()
