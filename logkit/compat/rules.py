@@ -533,8 +533,11 @@ class Differ:
         detail: str = "",
         *,
         both: bool = False,
+        breaks: frozenset[str] | None = None,
     ) -> None:
         change = Change(rule, op or "", np or "", old, new, detail)
+        if breaks is not None:
+            change.breaks_here = breaks
         if both or self._mixed:
             change.breaks_here = BF
         self.changes.append(change)
@@ -733,8 +736,35 @@ class Differ:
                 self.add(f"{keyword}-added", op, np + "/" + keyword, None, b)
             elif b is None:
                 self.add(f"{keyword}-removed", op + "/" + keyword, np, a, None)
+            elif keyword == "pattern" and isinstance(a, str) and isinstance(b, str):
+                self._pattern(a, b, op, np)
             else:
                 self.add(f"{keyword}-changed", op + "/" + keyword, np + "/" + keyword, a, b)
+
+    def _pattern(self, a: str, b: str, op: str, np: str) -> None:
+        """Two regexes: decided exactly (with example strings) when both are regular enough."""
+        from logkit.compat.regexset import relation
+
+        found = relation(a, b)
+        if found is None:
+            self.add(
+                "pattern-changed",
+                op + "/pattern",
+                np + "/pattern",
+                a,
+                b,
+                "not decided: the regexes use syntax logkit does not model exactly",
+            )
+            return
+        old_only, new_only = found
+        breaks = (B if old_only is not None else NONE) | (F if new_only is not None else NONE)
+        parts = []
+        if old_only is not None:
+            parts.append(f"{old_only!r} matched only the old one")
+        if new_only is not None:
+            parts.append(f"{new_only!r} matches only the new one")
+        detail = "; ".join(parts) or "the two patterns accept the same strings"
+        self.add("pattern-changed", op + "/pattern", np + "/pattern", a, b, detail, breaks=breaks)
 
     def _object(
         self, old: dict[str, Any], new: dict[str, Any], op: str, np: str, depth: int

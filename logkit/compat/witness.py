@@ -372,6 +372,14 @@ def _numbers(kind: str, schemas: list[dict[str, Any]]) -> list[Any]:
 def _strings(schemas: list[dict[str, Any]]) -> list[Any]:
     out: list[Any] = []
     lengths = {0, 1, 3}
+    patterns = sorted({s["pattern"] for s in schemas if isinstance(s.get("pattern"), str)})
+    if len(patterns) > 1:
+        from logkit.compat.regexset import relation
+
+        for i, a in enumerate(patterns):
+            for b in patterns[i + 1 :]:
+                found = relation(a, b)
+                out.extend(text for text in found or () if text is not None)
     for schema in schemas:
         fmt = schema.get("format")
         if isinstance(fmt, str):

@@ -72,3 +72,38 @@ def test_breaking_change_gets_its_own_witness(tmp_path: Path) -> None:
     assert required is not None
     assert any(path.endswith("/maximum") for _, path, _ in maximum.errors)
     assert any(path.endswith("/required") for _, path, _ in required.errors)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "old_only", "new_only"),
+    [
+        ("^[a-z]+$", "^[a-c]+$", True, False),
+        ("^[a-z]{2}$", "^[a-z]{2}(-[A-Z]{2})?$", False, True),
+        (r"^\d{3}$", "^[0-9]{3}$", False, False),
+        ("u_", "^u_", True, False),
+        ("^a+$", "^b+$", True, True),
+        (".", "^.*$", True, True),
+        (r"^\S+$", "^[^ ]+$", False, True),
+    ],
+)
+def test_regex_inclusion_is_exact_and_its_examples_are_real(
+    old: str, new: str, old_only: bool, new_only: bool
+) -> None:
+    import jsonschema_rs
+
+    from logkit.compat.regexset import relation
+
+    found = relation(old, new)
+    assert found is not None
+    assert (found[0] is not None, found[1] is not None) == (old_only, new_only)
+    for text, accepting, rejecting in ((found[0], old, new), (found[1], new, old)):
+        if text is not None:
+            assert jsonschema_rs.validator_for({"pattern": accepting}).is_valid(text)
+            assert not jsonschema_rs.validator_for({"pattern": rejecting}).is_valid(text)
+
+
+@pytest.mark.parametrize("pattern", ["(?=a)", r"(a)\1", r"\bx", "a{,3}", r"\p{L}", "(?i)a"])
+def test_regex_outside_the_modelled_subset_is_undecided(pattern: str) -> None:
+    from logkit.compat.regexset import relation
+
+    assert relation(pattern, "^a$") is None
