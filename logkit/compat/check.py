@@ -34,6 +34,7 @@ MODES = (
 )
 POLICIES = ("strict", "lenient")
 MAX_WITNESSES = 40
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 
 def required_relations(mode: str) -> frozenset[str]:
@@ -403,18 +404,41 @@ def grade(result: PairResult) -> None:
             result.changes.append(change)
 
 
-def _external_refs(schema: Any) -> bool:
-    """Does a ``$ref`` to another document remain (so the structural diff cannot see it)?"""
+OPAQUE_KEYWORDS = frozenset(
+    {"$dynamicRef", "$recursiveRef", "unevaluatedProperties", "unevaluatedItems"}
+)
+
+
+def _opaque(schema: Any, root: Any) -> bool:
+    """Could the structural diff miss something here? A ``$ref`` to another document, a local
+    one that does not resolve in this document (dereferencing inlined it from another file),
+    or a keyword whose effect depends on evaluation elsewhere."""
     if isinstance(schema, list):
-        return any(_external_refs(s) for s in schema)
+        return any(_opaque(s, root) for s in schema)
     if not isinstance(schema, dict):
         return False
     for key, value in schema.items():
-        if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+        if key in OPAQUE_KEYWORDS:
             return True
-        if key not in ("enum", "const", "examples", "default") and _external_refs(value):
+        if key == "$ref" and isinstance(value, str):
+            if not value.startswith("#"):
+                return True
+            try:
+                resolve_pointer(root, value[1:])
+            except (KeyError, IndexError, ValueError):
+                return True
+        if key not in ("enum", "const", "examples", "default") and _opaque(value, root):
             return True
     return False
+
+
+def _structural_proof_applies(a: Any, b: Any, policy: str) -> bool:
+    if policy != "strict" or _opaque(a, a) or _opaque(b, b):
+        return False
+    dialects = {
+        s.get("$schema", DRAFT_2020_12) if isinstance(s, dict) else DRAFT_2020_12 for s in (a, b)
+    }
+    return dialects == {DRAFT_2020_12}
 
 
 def check_pair(
@@ -438,7 +462,7 @@ def check_pair(
     changes = diff_schemas(a.deref, b.deref)
     # Monotonicity: when every change only loosens (or only tightens) keywords whose effect is
     # monotone, the relation holds. Only sound when both sides were fully dereferenced.
-    complete = policy == "strict" and not _external_refs(a.deref) and not _external_refs(b.deref)
+    complete = _structural_proof_applies(a.deref, b.deref, policy)
     verdicts = {
         relation: _decide(
             relation,
