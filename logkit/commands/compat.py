@@ -160,6 +160,27 @@ def _relative(path: str) -> str:
         return path
 
 
+_LINES: dict[str, dict[str, int]] = {}
+
+
+def line_of(file: str, pointer: str) -> int | None:
+    """The line of ``pointer`` (or of its nearest ancestor present) in a YAML/JSON file."""
+    from logkit import yamlsafe
+
+    if file not in _LINES:
+        try:
+            _LINES[file] = yamlsafe.pointer_lines(Path(file).read_bytes())
+        except (OSError, ValueError):
+            _LINES[file] = {}
+    lines = _LINES[file]
+    while True:
+        if pointer in lines:
+            return lines[pointer]
+        if not pointer:
+            return None
+        pointer = pointer.rpartition("/")[0]
+
+
 def describe(result: PairResult, change: Change) -> str:
     """One line: what changed, where in both versions, the witness, and the fix."""
     parts = [change.message + "."]
@@ -351,11 +372,12 @@ def check_compat(
             and change.rule == "documentation-changed"
         ):
             continue
+        pointer = change.new_pointer or change.old_pointer
         reporter.finding(
             Finding(
                 _relative(result.new.file),
-                None,
-                change.new_pointer or change.old_pointer,
+                line_of(result.new.file, change.new_pointer) if change.new_pointer else None,
+                pointer,
                 change.rule,
                 describe(result, change),
                 change.severity,

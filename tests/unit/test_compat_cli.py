@@ -119,7 +119,7 @@ def test_ignore_entries_accept_a_break(breaking: Path, capsys: pytest.CaptureFix
 
 def test_junit_and_github_formats(breaking: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-compat", "--format", "github"]) == 1
-    assert capsys.readouterr().out.startswith("::error file=registry/order/2.yaml")
+    assert capsys.readouterr().out.startswith("::error file=registry/order/2.yaml,line=")
     assert main(["check-compat", "--format", "junit"]) == 1
     assert "<testsuite" in capsys.readouterr().out
 
