@@ -559,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
 def _click_exit(exc: Exception) -> int:
     exit_code = getattr(exc, "exit_code", None)
     if type(exc).__name__ == "Exit":
+        if isinstance(exc.__context__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            print("logkit: interrupted", file=sys.stderr)
         return int(exit_code or 0)
     if type(exc).__name__ == "Abort":
         print("logkit: aborted", file=sys.stderr)

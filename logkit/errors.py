@@ -20,6 +20,16 @@ class ConfigError(LogkitError):
 class RegistryError(LogkitError):
     """The registry cannot be loaded: a broken file, a bad name, a remote $ref."""
 
+    line: int | None = None
+    detail: str = ""
+
+    @classmethod
+    def at(cls, path: object, detail: str, line: int | None = None) -> RegistryError:
+        """``path:line: detail``, keeping the parts for reporters that place them."""
+        error = cls(f"{path}:{line}: {detail}" if line else f"{path}: {detail}")
+        error.line, error.detail = line, detail
+        return error
+
 
 class UnknownContractError(LogkitError):
     """A contract or version that the registry does not hold."""

@@ -102,7 +102,7 @@ def _lint_shared(registry: Registry, path: Path) -> list[Finding]:
     try:
         document = registry.document(path)
     except RegistryError as exc:
-        return [Finding(where, None, "", "parse", str(exc).split(": ", 1)[-1])]
+        return [Finding(where, exc.line, "", "parse", exc.detail or str(exc))]
     lines = _Lines(path)
     return [
         Finding(where, lines(ptr), ptr, "meta-schema", msg)

@@ -132,16 +132,17 @@ def read_document(path: Path) -> Any:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise RegistryError.at(path, f"cannot read: {exc.strerror or exc}") from exc
     try:
         if path.suffix == ".json":
             return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
         return yamlsafe.load(data)
     except yamlsafe.YamlError as exc:
-        where = f"{path}:{exc.line}" if exc.line else str(path)
-        raise RegistryError(f"{where}: invalid YAML: {exc}") from exc
+        raise RegistryError.at(path, f"invalid YAML: {exc}", exc.line) from exc
+    except json.JSONDecodeError as exc:
+        raise RegistryError.at(path, f"invalid JSON: {exc.msg}", exc.lineno) from exc
     except (ValueError, RecursionError) as exc:
-        raise RegistryError(f"{path}: invalid JSON: {exc}") from exc
+        raise RegistryError.at(path, f"invalid JSON: {exc}") from exc
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -254,7 +255,7 @@ class Registry:
             try:
                 schema = self.document(file)
             except RegistryError as exc:
-                self._problem(file, "parse", str(exc).split(": ", 1)[-1])
+                self._problem(file, "parse", exc.detail, line=exc.line)
                 continue
             if not isinstance(schema, (dict, bool)):
                 self._problem(file, "not-a-schema", "a contract must be a JSON Schema object")
@@ -325,6 +326,14 @@ class Registry:
     def _compile(self, contract: Contract) -> jsonschema_rs.Validator:
         import jsonschema_rs
 
+        dialect = contract.schema.get("$schema", DRAFT_2020_12)
+        if dialect != DRAFT_2020_12:
+            # Checked before anything reads it: a custom meta-schema would be fetched.
+            raise RegistryError(
+                f"{contract.path}: {contract.label} declares $schema {dialect!r}; contracts are "
+                f"JSON Schema draft 2020-12 ({DRAFT_2020_12}) and logkit never fetches a "
+                "meta-schema"
+            )
         if not jsonschema_rs.meta.is_valid(contract.schema):
             from logkit.lint import meta_schema_problems
 

@@ -493,12 +493,6 @@ def test_interrupt_exits_130_without_a_traceback() -> None:
     assert child.returncode == 130
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py: typer turns KeyboardInterrupt into Exit(130) before main() sees it, so "
-    "the 'logkit: interrupted' branch never runs and an interrupted run ends silently "
-    "(reported)",
-)
 def test_interrupt_says_so() -> None:
     with subprocess.Popen(
         [str(LOGKIT), "validate"],

@@ -221,11 +221,6 @@ def test_strict_load_counts_the_other_problems(tmp_path: Path) -> None:
         Registry.load(root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.py: _scan_contract keeps str(exc).split(': ', 1)[-1] of the RegistryError "
-    "and sets no Problem.line, so the line of a YAML error is lost (reported)",
-)
 def test_a_yaml_problem_names_its_line(tmp_path: Path) -> None:
     root = write(tmp_path / "r", {"demo/1.yaml": "type: object\nrequired: [a]\nrequired: [b]\n"})
     with pytest.raises(RegistryError) as info:
@@ -419,12 +414,6 @@ def test_compiling_a_remote_ref_sends_no_request(tmp_path: Path) -> None:
     assert REMOTE in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.py: _compile calls jsonschema_rs.meta.is_valid(schema) without logkit's "
-    "retriever, so a custom $schema URI is fetched over the network (reqwest) and the "
-    "ReferencingError escapes as an internal error (reported)",
-)
 def test_a_remote_meta_schema_is_refused_without_a_request(tmp_path: Path) -> None:
     root = write(
         tmp_path / "r",
