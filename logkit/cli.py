@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -538,6 +539,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; expected failures print one line, no traceback."""
     from logkit.errors import LogkitError
 
+    interrupted = False
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        # Commands that stop cleanly on a signal (ingest) install their own handler instead.
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = app(args=argv, prog_name="logkit", standalone_mode=False)
     except LogkitError as exc:
@@ -553,14 +563,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # click's usage errors and exits arrive here too
         return _click_exit(exc)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:  # typer turns Ctrl-C into a quiet exit code 130
+        print("logkit: interrupted", file=sys.stderr)
     return int(result or 0)
 
 
 def _click_exit(exc: Exception) -> int:
     exit_code = getattr(exc, "exit_code", None)
     if type(exc).__name__ == "Exit":
-        if isinstance(exc.__context__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
-            print("logkit: interrupted", file=sys.stderr)
         return int(exit_code or 0)
     if type(exc).__name__ == "Abort":
         print("logkit: aborted", file=sys.stderr)
