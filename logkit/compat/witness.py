@@ -174,8 +174,11 @@ class Generator:
         if not types:  # anything goes: one value of each type, no deeper structure
             values.extend([None, True, 0, 1.5, "x", {}, []])
             return _unique(values, self.per_node * 4)
-        for kind in types:
-            values.extend(self._typed(kind, flat, depth))
+        # round-robin over the types, so the first few candidates cover every type at this
+        # spot (an object type's long list must not crowd out a `null` alternative)
+        per_type = [self._typed(kind, flat, depth) for kind in types]
+        for i in range(max((len(v) for v in per_type), default=0)):
+            values.extend(v[i] for v in per_type if i < len(v))
         # every other JSON type once: a type change is found by these
         values.extend([None, True, 0, 1.5, "x", {}, []])
         return _unique(values, self.per_node * 4)

@@ -80,10 +80,28 @@ def _mutate(schema: dict[str, Any], pointer: str, kind: str) -> dict[str, Any]:
         )
     elif kind == "enum":
         node["enum"] = ["a", 1, None]
+    elif kind == "pattern" and node.get("type") == "string":
+        node["pattern"] = {"^[a-z]+$": "^[a-z0-9_]+$", "^[a-z0-9_]+$": "^u_"}.get(
+            node.get("pattern", ""), "^[a-z]+$"
+        )
+    elif kind == "any-of":
+        wrapped = dict(node)
+        node.clear()
+        node["anyOf"] = [wrapped, {"type": "null"}]
+    elif kind == "one-of":
+        wrapped = dict(node)
+        node.clear()
+        node["oneOf"] = [wrapped, {"type": ["string", "integer"]}]
+    elif kind == "not":
+        node["not"] = {"const": 0}
     return out
 
 
 KINDS = [
+    "pattern",
+    "any-of",
+    "one-of",
+    "not",
     "drop-required",
     "add-required",
     "drop-property",
