@@ -33,16 +33,19 @@ STATUS = {
     "unknown_contract": 404,
     "too_large": 413,
 }
-_ENVELOPE_HEAD = b'{"id":"'
-_ID_END = len(_ENVELOPE_HEAD) + 36
-_STAMP_START = _ID_END + len('","received_at":"')
+#: Where Enveloper writes an envelope's id and receipt time: at the start of its line.
+_HEAD = b'{"id":"'
+_STAMP_KEY = b'","received_at":"'
+_ID_START = len(_HEAD)
+_ID_END = _ID_START + 36
+_STAMP_START = _ID_END + len(_STAMP_KEY)
 _STAMP_END = _STAMP_START + 27
 
 _decode_record = msgspec.json.Decoder().decode
 _raw_items = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """What one event got: stored (``id`` is its envelope's) or dead-lettered (and why)."""
 
@@ -51,7 +54,7 @@ class Answer:
     received_at: str
     contract: str | None
     version: int | None
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] | None = None
 
     @property
     def status(self) -> int:
@@ -75,7 +78,7 @@ class Answer:
             "reason": self.reason,
             "contract": self.contract,
             "version": self.version,
-            "errors": self.errors,
+            "errors": self.errors or [],
             "dead_letter": self.id,
         }
 
@@ -97,6 +100,8 @@ class Intake:
     clock: IdClock = field(default_factory=IdClock)
     _bare: dict[tuple[str, int], Enveloper] = field(default_factory=dict)
     _routed: Enveloper | None = None
+    #: Only names that resolved are remembered, so unknown names cannot grow it.
+    _resolved: dict[tuple[str, str | None], Contract] = field(default_factory=dict)
 
     def _enveloper(self, contract: Contract | None) -> Enveloper:
         if contract is None:
@@ -116,6 +121,12 @@ class Intake:
 
     def resolve(self, name: str, version: str | None) -> Contract:
         """The contract a URL names; UnknownContractError (with a hint) when there is none."""
+        found = self._resolved.get((name, version))
+        if found is None:
+            found = self._resolved[(name, version)] = self._resolve(name, version)
+        return found
+
+    def _resolve(self, name: str, version: str | None) -> Contract:
         if not NAME_RE.match(name):
             raise UnknownContractError(
                 f"{name!r} is not a contract name (lowercase letters, digits and '_', dots for "
@@ -214,28 +225,29 @@ class Intake:
         """One answer per event line, in order: envelope ids in id order fill the lines that
         did not become dead letters (ids from one clock increase in the order assigned)."""
         dead = {record["source"]["line"]: record for record in _dead_records(out)}
-        stored = sorted(_stored(out.events))
+        stored = _stored(out.events)
+        if len(stored) + len(dead) != len(lines):
+            raise RuntimeError(
+                f"{len(lines)} events in, {len(stored)} stored and {len(dead)} dead letters out"
+            )
+        if not dead:
+            return [Answer(STORED, *head) for head in stored]
         answers: list[Answer] = []
         next_stored = iter(stored)
         for line in lines:
             record = dead.get(line)
-            if record is not None:
-                answers.append(
-                    Answer(
-                        record["reason"],
-                        record["id"],
-                        record["received_at"],
-                        record["contract"],
-                        record["version"],
-                        record["errors"],
-                    )
-                )
+            if record is None:
+                answers.append(Answer(STORED, *next(next_stored)))
                 continue
-            uid, received_at, name, version = next(next_stored)
-            answers.append(Answer(STORED, uid, received_at, name, version))
-        if len(stored) + len(dead) != len(lines):
-            raise RuntimeError(
-                f"{len(lines)} events in, {len(stored)} stored and {len(dead)} dead letters out"
+            answers.append(
+                Answer(
+                    record["reason"],
+                    record["id"],
+                    record["received_at"],
+                    record["contract"],
+                    record["version"],
+                    record["errors"],
+                )
             )
         return answers
 
@@ -317,18 +329,22 @@ def _dead_records(out: IngestBlock) -> Iterable[dict[str, Any]]:
                 yield _decode_record(line)
 
 
-def _stored(events: dict[PartitionKey, bytearray]) -> Iterable[tuple[str, str, str, int]]:
+def _stored(events: dict[PartitionKey, bytearray]) -> list[tuple[str, str, str, int]]:
+    """(id, received_at, contract, version) of every envelope, in the order ids were given."""
+    found: list[tuple[str, str, str, int]] = []
     for (name, version, _dt), buffer in events.items():
         for line in bytes(buffer).split(b"\n"):
-            if not line:
-                continue
-            if line.startswith(_ENVELOPE_HEAD):
-                yield (
-                    line[len(_ENVELOPE_HEAD) : _ID_END].decode(),
-                    line[_STAMP_START:_STAMP_END].decode(),
-                    name,
-                    version,
-                )
-            else:  # the envelope's layout changed: read it properly
-                record = _decode_record(line)
-                yield record["id"], record["received_at"], name, version
+            if line:
+                uid, stamp = _envelope_head(line)
+                found.append((uid, stamp, name, version))
+    if len(events) > 1:
+        found.sort()  # ids of one clock increase in the order given
+    return found
+
+
+def _envelope_head(line: bytes) -> tuple[str, str]:
+    """An envelope line's id and received_at, read where Enveloper writes them."""
+    if line.startswith(_HEAD) and line[_ID_END:_STAMP_START] == _STAMP_KEY:
+        return line[_ID_START:_ID_END].decode(), line[_STAMP_START:_STAMP_END].decode()
+    record = _decode_record(line)  # the envelope's layout changed: read it properly
+    return record["id"], record["received_at"]

@@ -73,6 +73,9 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: Path templates of plain Starlette routes, by endpoint (FastAPI puts only its own
+        #: routes in ``scope["route"]``).
+        self.templates: dict[Any, str] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -131,6 +134,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "(unmatched)"
+            template = (
+                getattr(scope.get("route"), "path", None)
+                or self.metrics.templates.get(scope.get("endpoint"))
+                or "(unmatched)"
+            )
             self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
