@@ -156,9 +156,17 @@ def _pointer(parts: Any) -> str:
 
 
 def dereference(version: Version) -> Any:
-    """The schema with every ``$ref`` inlined (recursive ones stay as local references)."""
+    """One self-contained document: every ``$ref`` inlined, recursion under ``$defs``."""
     import jsonschema_rs
 
+    from logkit.compat.inline import CannotInline, inline
+
+    try:
+        return inline(version.schema, version.base_uri, version.retrieve)
+    except (CannotInline, RecursionError):
+        pass
+    except Exception:  # a retrieval that failed: the validators already reported it
+        pass
     try:
         return jsonschema_rs.dereference(
             version.schema, base_uri=version.base_uri, retriever=version.retrieve

@@ -107,3 +107,43 @@ def test_regex_outside_the_modelled_subset_is_undecided(pattern: str) -> None:
     from logkit.compat.regexset import relation
 
     assert relation(pattern, "^a$") is None
+
+
+def test_inline_keeps_recursion_across_files_under_defs(tmp_path: Path) -> None:
+    import yaml
+
+    from logkit.compat.inline import inline
+    from logkit.registry import read_document
+
+    (tmp_path / "tree.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "$defs": {
+                    "node": {
+                        "type": "object",
+                        "properties": {
+                            "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}
+                        },
+                    }
+                }
+            }
+        )
+    )
+    schema = {"properties": {"t": {"$ref": "tree.yaml#/$defs/node", "required": ["kids"]}}}
+
+    def retrieve(uri: str) -> object:
+        return read_document(Path(uri.removeprefix("file://")))
+
+    out = inline(schema, (tmp_path / "c.yaml").as_uri(), retrieve)
+    (key,) = out["$defs"]
+    node = out["$defs"][key]
+    assert node["properties"]["kids"]["items"] == {"$ref": f"#/$defs/{key}"}
+    # a non-annotation sibling of $ref stays apart from the target (they may interact)
+    assert out["properties"]["t"] == {"required": ["kids"], "allOf": [node]}
+
+
+def test_inline_refuses_anchors() -> None:
+    from logkit.compat.inline import CannotInline, inline
+
+    with pytest.raises(CannotInline):
+        inline({"$defs": {"a": {"$anchor": "x"}}, "$ref": "#x"}, "file:///c.yaml", print)
