@@ -200,6 +200,12 @@ class _Side:
     canonical: Any  # CanonicalSchema or None
     source_canonical: Any  # the canonical form used when this side is the producer
     source_accepts: Callable[[Any], bool]
+    opaque: bool | None = None  # computed once: may the structural diff miss something?
+
+    def is_opaque(self) -> bool:
+        if self.opaque is None:
+            self.opaque = _opaque(self.deref, self.deref)
+        return self.opaque
 
 
 def _canonical(schema: Any, version: Version) -> Any:
@@ -440,11 +446,12 @@ def _opaque(schema: Any, root: Any) -> bool:
     return False
 
 
-def _structural_proof_applies(a: Any, b: Any, policy: str) -> bool:
-    if policy != "strict" or _opaque(a, a) or _opaque(b, b):
+def _structural_proof_applies(a: _Side, b: _Side, policy: str) -> bool:
+    if policy != "strict" or a.is_opaque() or b.is_opaque():
         return False
     dialects = {
-        s.get("$schema", DRAFT_2020_12) if isinstance(s, dict) else DRAFT_2020_12 for s in (a, b)
+        s.get("$schema", DRAFT_2020_12) if isinstance(s, dict) else DRAFT_2020_12
+        for s in (a.deref, b.deref)
     }
     return dialects == {DRAFT_2020_12}
 
@@ -470,7 +477,7 @@ def check_pair(
     changes = diff_schemas(a.deref, b.deref)
     # Monotonicity: when every change only loosens (or only tightens) keywords whose effect is
     # monotone, the relation holds. Only sound when both sides were fully dereferenced.
-    complete = _structural_proof_applies(a.deref, b.deref, policy)
+    complete = _structural_proof_applies(a, b, policy)
     verdicts = {
         relation: _decide(
             relation,
