@@ -198,6 +198,9 @@ def describe(result: PairResult, change: Change) -> str:
         )
     if change.severity == "error" and change.info.fix:
         parts.append(f"Fix: {change.info.fix}.")
+    proved = [r for r in sorted(change.breaks) if result.verdicts[r].ok]
+    if change.severity == "info" and proved:
+        parts.append(f"No event is affected: {' and '.join(proved)} holds (proved).")
     return " ".join(parts)
 
 

@@ -168,8 +168,8 @@ _rule(
 _rule(
     "pattern-changed",
     BF,
-    "the `pattern` changed; two regular expressions are compared by "
-    "searching for strings one accepts and the other rejects",
+    "the `pattern` changed; the two regexes are compared exactly when both are regular, and "
+    "the strings only one of them matches are shown",
     "keep the old pattern, or make the new one accept everything the old one did",
     ("pattern",),
 )

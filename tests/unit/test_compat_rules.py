@@ -147,3 +147,11 @@ def test_inline_refuses_anchors() -> None:
 
     with pytest.raises(CannotInline):
         inline({"$defs": {"a": {"$anchor": "x"}}, "$ref": "#x"}, "file:///c.yaml", print)
+
+
+def test_plan_pairs_per_mode() -> None:
+    from logkit.compat import plan
+
+    assert plan([1, 2, 3], "BACKWARD") == [(1, 2), (2, 3)]
+    assert plan([1, 2, 3], "FULL_TRANSITIVE") == [(1, 2), (1, 3), (2, 3)]
+    assert plan([4], "FORWARD") == []
