@@ -522,6 +522,7 @@ class Differ:
     #: > 0 while inside a keyword whose subschemas are not monotone (oneOf, contains with
     #: maxContains, unevaluatedProperties): any change there may break both ways.
     _mixed: int = 0
+    truncated: bool = False
 
     def add(
         self,
@@ -550,7 +551,10 @@ class Differ:
             self._mixed -= 1
 
     def walk(self, old: Any, new: Any, op: str = "", np: str = "", depth: int = 0) -> None:
-        if depth > 40 or (op, np) in self._seen:
+        if depth > 40:
+            self.truncated = True  # the diff is incomplete: no structural proof from it
+            return
+        if (op, np) in self._seen:
             return
         self._seen.add((op, np))
         if old == new:
@@ -580,7 +584,8 @@ class Differ:
         if (isinstance(ra, str) and ra.startswith("#")) or (
             isinstance(rb, str) and rb.startswith("#")
         ):
-            key = (f"$ref:{ra}", f"$ref:{rb}")
+            # the same definitions seen again in a non-monotone context must be diffed again
+            key = (f"$ref:{ra}:{bool(self._mixed)}", f"$ref:{rb}")
             if key in self._seen:
                 return
             self._seen.add(key)
@@ -1078,9 +1083,14 @@ class Differ:
 
 def diff_schemas(old: Any, new: Any) -> list[Change]:
     """Every keyword-level change from ``old`` to ``new`` (both dereferenced)."""
+    return run_diff(old, new).changes
+
+
+def run_diff(old: Any, new: Any) -> Differ:
+    """The walk itself, with ``truncated`` telling whether it saw everything."""
     differ = Differ(old, new)
     differ.walk(old, new)
-    return differ.changes
+    return differ
 
 
 def iter_rules() -> Iterator[Rule]:
