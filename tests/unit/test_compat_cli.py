@@ -189,3 +189,30 @@ def test_against_a_git_ref_guards_published_versions(
     assert main(["check-compat", "--against", "HEAD", "--mode", "NONE"]) == 1
     assert "[published-version-deleted]" in capsys.readouterr().out
     assert main(["check-compat", "--against", "no-such-ref"]) == 2
+
+
+def test_settings_choose_the_mode_and_policy(
+    breaking: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # required-added breaks BACKWARD only: FORWARD from the settings lets it pass
+    (breaking / "logkit.yaml").write_text(yaml.safe_dump({"compat": {"mode": "FORWARD"}}))
+    assert main(["check-compat"]) == 0
+    per_contract = {"compat": {"mode": "FORWARD", "contracts": {"order": "FULL"}}}
+    (breaking / "logkit.yaml").write_text(yaml.safe_dump(per_contract))
+    assert main(["check-compat"]) == 1
+    assert main(["check-compat", "--mode", "NONE"]) == 0  # the flag wins
+    (breaking / "logkit.yaml").write_text(yaml.safe_dump({"compat": {"policy": "sloppy"}}))
+    assert main(["check-compat"]) == 2
+    assert "unknown policy 'sloppy'" in capsys.readouterr().err
+
+
+def test_contract_mode_comes_from_x_logkit(
+    breaking: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = breaking / "registry/order/2.yaml"
+    schema = yaml.safe_load(path.read_text())
+    schema["x-logkit"]["compatibility"] = "FORWARD"
+    path.write_text(yaml.safe_dump(schema))
+    assert main(["check-compat", "--format", "json"]) == 0
+    (pair,) = json.loads(capsys.readouterr().out)["pairs"]
+    assert pair["mode"] == "FORWARD"
