@@ -130,15 +130,22 @@ def serve(options: ServeOptions) -> int:
         gzip=options.gzip,
         body_timeout=options.client_timeout,
     )
-    metrics_dir = tempfile.mkdtemp(prefix="logkit-serve-metrics-")
     saved = {k: os.environ.get(k) for k in (ENV_VAR, MULTIPROC_ENV, HEADER_TIMEOUT_ENV)}
     os.environ[ENV_VAR] = config.to_env()
-    os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ[HEADER_TIMEOUT_ENV] = str(options.client_timeout)
+    # Several workers share their metrics through files in a fresh folder (prometheus_client's
+    # multiprocess mode); one worker keeps them in memory, which is cheaper per request.
+    metrics_dir = None
+    if options.workers > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="logkit-serve-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    else:
+        os.environ.pop(MULTIPROC_ENV, None)
     try:
         return _run(options)
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

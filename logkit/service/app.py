@@ -178,22 +178,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     add_route("/", health, "GET")
 
-    @app.get("/openapi.json")
-    async def openapi_json() -> Response:
-        return Response(document_bytes, media_type=JSON)
-
-    @app.get("/docs")
-    async def docs() -> HTMLResponse:
-        from fastapi.openapi.docs import get_swagger_ui_html
-
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="logkit: try the contracts")
-
-    @app.get("/metrics")
-    async def metrics_text() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
     # -- events in -------------------------------------------------------------------------
 
     async def log_event(request: Request) -> Response:
@@ -262,6 +246,22 @@ def create_app(config: ServiceConfig) -> FastAPI:
         )
 
     add_route("/log", log_batch, "POST")
+
+    @app.get("/openapi.json")
+    async def openapi_json() -> Response:
+        return Response(document_bytes, media_type=JSON)
+
+    @app.get("/docs")
+    async def docs() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="logkit: try the contracts")
+
+    @app.get("/metrics")
+    async def metrics_text() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     # -- reading ---------------------------------------------------------------------------
 

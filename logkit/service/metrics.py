@@ -2,9 +2,10 @@
 
 ``logkit_events_total``, ``logkit_validation_errors_total``, ``logkit_bytes_read_total`` and
 ``logkit_last_success_timestamp_seconds`` mean what they mean for ``ingest --metrics-file``
-(bytes read are request-body bytes here). ``logkit serve`` always sets
-``PROMETHEUS_MULTIPROC_DIR`` to a fresh folder, so with ``--workers N`` every worker writes its
-counters there and ``GET /metrics``, whichever worker answers it, reports the sum of all.
+(bytes read are request-body bytes here). With ``--workers N`` ``logkit serve`` sets
+``PROMETHEUS_MULTIPROC_DIR`` to a fresh folder, every worker writes its counters there and
+``GET /metrics``, whichever worker answers it, reports the sum of all; one worker keeps them in
+memory.
 """
 
 from __future__ import annotations

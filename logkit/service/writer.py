@@ -20,10 +20,10 @@ import logging
 import signal
 from pathlib import Path
 
-from logkit.commands.ingest import _append as append_block
 from logkit.errors import StoreError
 from logkit.ingest import IngestBlock
 from logkit.service.config import ServiceConfig
+from logkit.store import layout
 from logkit.store.writer import StoreWriter, WriterOptions
 
 log = logging.getLogger("logkit.serve")
@@ -48,6 +48,8 @@ class ServiceWriter:
         self.writer = StoreWriter(Path(config.store), options)
         self._pending: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        # Partition folders, made once: a Path per event costs more than the write itself.
+        self._folders: dict[tuple[str, int, str] | str, Path] = {}
 
     @property
     def writer_id(self) -> str:
@@ -60,9 +62,30 @@ class ServiceWriter:
         """
         if not out.events and not out.dead:
             return
-        append_block(self.writer, out)
+        self._append(out)
         if self.policy == "always":
             await self._commit()
+
+    def _append(self, out: IngestBlock) -> None:
+        """Append a block's output whole or not at all (as ``logkit ingest`` does)."""
+        writer, folders = self.writer, self._folders
+        mark = writer.mark()
+        try:
+            for key, data in out.events.items():
+                folder = folders.get(key)
+                if folder is None:
+                    folder = folders[key] = layout.event_partition(writer.root, *key)
+                writer.append(folder, data, out.event_lines[key])
+            for dt, data in out.dead.items():
+                folder = folders.get(dt)
+                if folder is None:
+                    folder = folders[dt] = layout.dead_letter_partition(writer.root, dt)
+                writer.append(folder, data, out.dead_lines[dt])
+        except StoreError:
+            writer.rollback(mark)
+            raise
+        if len(folders) > 4096:  # days go by: forget old partitions now and then
+            folders.clear()
 
     async def _commit(self) -> None:
         pending = self._pending
