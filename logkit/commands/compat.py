@@ -191,7 +191,7 @@ def describe(result: PairResult, change: Change) -> str:
         )
     if change.witness is not None:
         witness = change.witness
-        why = witness.errors[0][2] if witness.errors else "rejected"
+        why = change.witness_reason or (witness.errors[0][2] if witness.errors else "rejected")
         parts.append(
             f"Witness {_short(witness.event)} is valid under {witness.accepted_by} and "
             f"rejected by {witness.rejected_by} ({why})."

@@ -349,12 +349,12 @@ def _at(document: Any, pointer: str) -> Any:
         return None
 
 
-def _explains(change: Change, witness: Witness, relation: str) -> bool:
-    """Does this witness fail the rejecting validator at the change's keyword?"""
+def _explains(change: Change, witness: Witness, relation: str) -> str | None:
+    """The rejecting validator's message at the change's keyword, if this witness has one."""
     pointer = change.new_pointer if relation == "BACKWARD" else change.old_pointer
     owner = pointer.rsplit("/properties/", 1)[0] if "/properties/" in pointer else pointer
     keywords = RULES[change.rule].keywords
-    for instance, schema_path, _ in witness.errors:
+    for instance, schema_path, message in witness.errors:
         path = _strip_refs(schema_path)
         parent, _, keyword = path.rpartition("/")
         if keywords and keyword not in keywords:
@@ -368,8 +368,8 @@ def _explains(change: Change, witness: Witness, relation: str) -> bool:
             if not isinstance(target, dict) or name not in target:
                 continue
         if path == pointer or path.startswith(pointer + "/") or parent in (pointer, owner):
-            return True
-    return False
+            return message
+    return None
 
 
 def grade(result: PairResult) -> None:
@@ -389,11 +389,14 @@ def grade(result: PairResult) -> None:
             verdict = result.verdicts[relation]
             if change.has_witness:
                 continue
-            for witness in verdict.witnesses:
-                if _explains(change, witness, relation):
-                    change.witness, change.has_witness = witness, True
-                    change.witness_direction = relation
-                    break
+            # the witness that fails for this change alone, or with the fewest other reasons
+            matches = [(w, _explains(change, w, relation)) for w in verdict.witnesses]
+            explained = [(w, m) for w, m in matches if m is not None]
+            if explained:
+                witness, message = min(explained, key=lambda pair: len(pair[0].errors))
+                change.witness, change.has_witness = witness, True
+                change.witness_direction = relation
+                change.witness_reason = message or ""
     for relation in RELATIONS:
         verdict = result.verdicts[relation]
         if verdict.ok or verdict.answer == "unchecked":

@@ -479,6 +479,7 @@ class Change:
     witness: Any = field(default=None)
     witness_direction: str = ""  # BACKWARD or FORWARD: which relation the witness breaks
     has_witness: bool = False
+    witness_reason: str = ""  # the rejecting validator's message that this change explains
     breaks_here: frozenset[str] | None = None  # set when the context changes what it breaks
 
     @property
