@@ -91,7 +91,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     # per worker, so that a large batch does not stall the event loop's single events.
     batch_intake = Intake(registry, limits)
     batch_lock = asyncio.Lock()
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(frozenset((c.name, str(c.version)) for c in registry))
     writer: ServiceWriter | None = None
 
     @asynccontextmanager

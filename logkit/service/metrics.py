@@ -29,8 +29,15 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+UNKNOWN = "(unknown)"
+
+
 class ServiceMetrics:
-    def __init__(self) -> None:
+    """The worker's metrics. ``known`` holds the registry's ``(contract, version)`` labels:
+    events naming another contract are counted as contract ``(unknown)``, another version as
+    version ``-``, so that clients cannot add label values (and memory) without end."""
+
+    def __init__(self, known: frozenset[tuple[str, str]] = frozenset()) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         folder = os.environ.get(MULTIPROC_ENV)
@@ -73,6 +80,8 @@ class ServiceMetrics:
             registry=target,
             buckets=LATENCY_BUCKETS,
         )
+        self.known = known
+        self.known_names = frozenset(name for name, _ in known)
         self._children: dict[tuple[Any, ...], Any] = {}
         #: Path templates of plain Starlette routes, by endpoint (FastAPI puts only its own
         #: routes in ``scope["route"]``).
@@ -88,12 +97,19 @@ class ServiceMetrics:
     def record(self, out: IngestBlock) -> None:
         """Count what one request's block became, as ingest counts a block."""
         for (contract, version, outcome), count in out.outcomes.items():
+            contract, version = self._labels(contract, version)
             self._child(self.events, contract, version, outcome.split(":", 1)[-1]).inc(count)
         for (contract, version, rule), count in out.rules.items():
+            contract, version = self._labels(contract, version)
             self._child(self.validation_errors, contract, version, rule).inc(count)
         self.bytes_read.inc(out.bytes)
         if out.events:
             self.last_success.set(time.time())
+
+    def _labels(self, contract: str, version: str) -> tuple[str, str]:
+        if (contract, version) in self.known or contract == "-":
+            return contract, version
+        return (contract if contract in self.known_names else UNKNOWN), "-"
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self._child(self.requests, method, route, str(status)).inc()

@@ -378,3 +378,16 @@ def test_docs_and_openapi(client: httpx.Client) -> None:
         "/", "/log", "/log/search", "/log/search/1", "/log/click/1", "/events/{contract}",
         "/contracts", "/contracts/{name}/{version}", "/metrics",
     }  # fmt: skip
+
+
+def test_unknown_names_do_not_grow_the_metrics(client: httpx.Client) -> None:
+    for n in range(20):
+        post(client, f"/log/nope{n}", json.dumps(SEARCH))
+        post(client, f"/log/search/{100 + n}", json.dumps(SEARCH))
+    text = client.get("/metrics").text
+    assert "nope" not in text
+    assert 'version="101"' not in text
+    assert (
+        'logkit_events_total{contract="(unknown)",outcome="unknown_contract",version="-"}' in text
+    )
+    assert 'logkit_events_total{contract="search",outcome="unknown_contract",version="-"}' in text
