@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -251,11 +252,27 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def openapi_json() -> Response:
         return Response(document_bytes, media_type=JSON)
 
+    assets = _swagger_assets()
+    if assets is not None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/docs/static", StaticFiles(directory=assets), name="docs-static")
+
     @app.get("/docs")
     async def docs() -> HTMLResponse:
         from fastapi.openapi.docs import get_swagger_ui_html
 
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="logkit: try the contracts")
+        title = "logkit: try the contracts"
+        if assets is None:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=title)
+        # Served by the service itself, so /docs works without reaching a CDN.
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=title,
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+        )
 
     @app.get("/metrics")
     async def metrics_text() -> Response:
@@ -297,6 +314,18 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return _json(found.schema)
 
     return app
+
+
+def _swagger_assets() -> str | None:
+    """The folder of Swagger UI's files from fastapi-offline, if installed (else /docs loads
+    them from FastAPI's default CDN)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return str(folder) if (folder / "swagger-ui-bundle.js").is_file() else None
 
 
 def _refused(answer: Answer) -> Response:

@@ -371,6 +371,11 @@ def test_docs_and_openapi(client: httpx.Client) -> None:
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
     assert "/openapi.json" in docs.text
+    # Swagger UI comes from the service itself (fastapi-offline's copy), not from a CDN.
+    assert "cdn." not in docs.text
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000
     document = client.get("/openapi.json").json()
     body = document["paths"]["/log/search/2"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["user_id"]["type"] == "string"
