@@ -64,8 +64,16 @@ class Enveloper:
     def __init__(self, checker: Checker, source_name: str | None = None) -> None:
         self.checker = checker
         self.clock = IdClock()
+        self._received_ns: int | None = None
 
-    def block(self, block: bytes, first_line: int, source: str) -> IngestBlock:
+    def block(
+        self, block: bytes, first_line: int, source: str, received_ns: int | None = None
+    ) -> IngestBlock:
+        """Envelopes and dead letters of a block of lines. With ``received_ns`` (when the block
+        was read) the stamps are that time plus one microsecond per line, whatever the process
+        and the moment that does the work: blocks enveloped by several workers at once then
+        still get increasing stamps in input order."""
+        self._received_ns = received_ns
         out = IngestBlock(bytes=len(block))
         checker = self.checker
         forced = checker.contract
@@ -126,7 +134,7 @@ class Enveloper:
                     contract.version,
                 )
                 continue
-            uid, received_at, dt = self.clock.next()
+            uid, received_at, dt = self.clock.next(self._received_ns)
             key = (contract.name, contract.version, dt)
             buffer = out.events.get(key)
             if buffer is None:
@@ -152,7 +160,7 @@ class Enveloper:
         contract: str | None,
         version: int | None,
     ) -> None:
-        uid, received_at, dt = self.clock.next()
+        uid, received_at, dt = self.clock.next(self._received_ns)
         out.dead.setdefault(dt, bytearray()).extend(
             dead_letter(uid, received_at, data, reason, issues, contract, version, source, line)
         )

@@ -317,15 +317,26 @@ def _ingest_source(
 def _processed(
     blocks: Iterator[inputs.Block], enveloper: Enveloper, name: str, pool: Any, workers: int
 ) -> Iterator[tuple[inputs.Block, IngestBlock | None]]:
-    """Each block with its output, in input order; with a pool, ``2 * workers`` in flight."""
+    """Each block with its output, in input order; with a pool, ``2 * workers`` in flight.
+
+    Each block is stamped here, as it is read: its events are received at that time plus one
+    microsecond per line, so stamps (and ids) increase in input order across workers."""
+    clock = _BlockClock()
     if pool is None:
         for block in blocks:
-            yield block, enveloper.block(block.data, block.first_line, name) if block.data else None
+            yield (
+                block,
+                enveloper.block(block.data, block.first_line, name, clock.stamp(block))
+                if block.data
+                else None,
+            )
         return
     pending: deque[tuple[inputs.Block, Any]] = deque()
     for block in blocks:
         task = (
-            pool.apply_async(_work, ((block.data, block.first_line, name),)) if block.data else None
+            pool.apply_async(_work, ((block.data, block.first_line, name, clock.stamp(block)),))
+            if block.data
+            else None
         )
         pending.append((block, task))
         while pending and (
@@ -336,6 +347,18 @@ def _processed(
     while pending:
         done, result = pending.popleft()
         yield done, result.get() if result is not None else None
+
+
+class _BlockClock:
+    """When each block was received: now, or just after the previous block's last line."""
+
+    def __init__(self) -> None:
+        self._next_ns = 0
+
+    def stamp(self, block: inputs.Block) -> int:
+        at = max(time.time_ns(), self._next_ns)
+        self._next_ns = at + 1000 * (block.last_line - block.first_line + 1)
+        return at
 
 
 _WORKER: Enveloper | None = None
@@ -350,10 +373,10 @@ def _init_worker(job: Any) -> None:
     _WORKER = Enveloper(Checker(registry, contract, Limits(job.max_line_bytes, job.max_depth)))
 
 
-def _work(task: tuple[bytes, int, str]) -> IngestBlock:
+def _work(task: tuple[bytes, int, str, int]) -> IngestBlock:
     assert _WORKER is not None
-    data, first_line, name = task
-    return _WORKER.block(data, first_line, name)
+    data, first_line, name, received_ns = task
+    return _WORKER.block(data, first_line, name, received_ns)
 
 
 def _append(writer: StoreWriter, out: IngestBlock) -> None:
