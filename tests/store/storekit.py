@@ -291,19 +291,48 @@ def wait_for_writer(store: Path, proc: subprocess.Popen[bytes], timeout: float =
     return False
 
 
+class SealedWatch:
+    """Reads sealed segments as they appear (a sealed segment never changes) and asserts, each
+    time, that no line is torn and no line is there twice."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.seen: dict[Path, list[int]] = {}
+
+    def check(self) -> None:
+        for path in sealed_segments(self.store):
+            if path in self.seen:
+                continue
+            data = segment_bytes(path)
+            assert not data or data.endswith(b"\n"), f"{path}: torn last line"
+            seqs = []
+            for line in data.splitlines():
+                assert line.startswith(b'{"id":"'), f"{path}: {line!r}"
+                assert line.endswith(b"}"), f"{path}: {line!r}"
+                if b'"reason":"torn_write"' not in line:
+                    seqs.append(seq_of(line))
+            self.seen[path] = seqs
+        counts = Counter(seq for seqs in self.seen.values() for seq in seqs)
+        twice = sorted(seq for seq, n in counts.items() if n > 1)
+        assert not twice, f"lines stored twice: {twice[:10]}"
+
+
 def kill_until_done(
     args: Sequence[str | Path],
     store: Path,
     rng: random.Random,
     kills: int,
     *,
-    max_after_start: float = 0.25,
-    check: bool = True,
+    watch: SealedWatch | None = None,
 ) -> tuple[int, subprocess.CompletedProcess[bytes]]:
-    """Run ``logkit *args`` and SIGKILL it at a random moment, ``kills`` times, re-running the
-    same command after each kill; then let a run finish. Returns the kills that hit a live
-    process and the finishing run. With ``check``, after every kill the sealed segments are
-    read: no torn line and no line twice, whatever the moment."""
+    """Run ``logkit *args`` and SIGKILL it at a random moment, up to ``kills`` times, re-running
+    the same command after each kill; then let a run finish. Returns the kills that hit a live
+    process and the finishing run. With ``watch``, the sealed segments are checked after every
+    kill: no torn line and no line twice, whatever the moment.
+
+    The moment is drawn three ways: any time after the start (start-up, recovery of the last
+    victim), any time in the first 0.2 s after the writer took its lock, or just after the
+    writer's first append shows (mid-block: syncs, checkpoints, sealing)."""
     done = 0
     attempts = 0
     while True:
@@ -315,17 +344,38 @@ def kill_until_done(
         )
         if done < kills and attempts < kills * 3:
             attempts += 1
-            if rng.random() < 0.2:
-                time.sleep(rng.uniform(0.0, 0.5))  # start-up, recovery of the last victim
-            else:
+            how = rng.random()
+            if how < 0.2:
+                time.sleep(rng.uniform(0.0, 0.6))
+            elif how < 0.6:
                 wait_for_writer(store, proc)
-                time.sleep(rng.uniform(0.0, max_after_start))
+                time.sleep(rng.uniform(0.0, 0.2))
+            else:
+                wait_for_append(store, proc)
+                time.sleep(rng.uniform(0.0, 0.05))
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
                 done += 1
-                if check:
-                    check_no_duplicates(read_store(store))
+                if watch is not None:
+                    watch.check()
                 continue
         out, err = proc.communicate(timeout=120)
         return done, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_for_append(store: Path, proc: subprocess.Popen[bytes], timeout: float = 20) -> bool:
+    """Wait until a segment of ``proc``'s writer holds data."""
+    if not wait_for_writer(store, proc, timeout):
+        return False
+    deadline = time.monotonic() + timeout
+    mark = f"-{proc.pid}-"
+    while time.monotonic() < deadline and proc.poll() is None:
+        for path in store.glob("*/**/.part-*.open"):
+            try:
+                if mark in path.name and path.stat().st_size:
+                    return True
+            except FileNotFoundError:
+                pass
+        time.sleep(0.005)
+    return False
