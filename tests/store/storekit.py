@@ -5,6 +5,7 @@ only) and checks that each input line is there exactly once."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,6 +275,17 @@ def payload_bytes(line: bytes) -> bytes:
 
 
 # -- killing -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """Kill ``proc`` on the way out if a failed assertion left it running."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def wait_for_writer(store: Path, proc: subprocess.Popen[bytes], timeout: float = 20) -> bool:

@@ -24,6 +24,7 @@ from storekit import (
     open_segments,
     raw_of,
     read_store,
+    reaped,
     seq_of,
     wait_for_writer,
     write_lines,
@@ -129,12 +130,13 @@ def test_a_signal_mid_stream_seals_reports_and_exits_128_plus_n(
     lines = make_lines(300, seed=5)
     proc = _start_stdin_ingest(store, "--summary-json", str(tmp_path / "summary.json"))
     assert proc.stdin is not None
-    proc.stdin.write(b"".join(x.data + b"\n" for x in lines))
-    proc.stdin.flush()  # and the slow producer keeps the pipe open
-    _wait(lambda: _open_lines(store) == len(lines))
+    with reaped(proc):
+        proc.stdin.write(b"".join(x.data + b"\n" for x in lines))
+        proc.stdin.flush()  # and the slow producer keeps the pipe open
+        _wait(lambda: _open_lines(store) == len(lines))
 
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=20)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=20)
 
     assert proc.returncode == code, err.decode()
     assert "interrupted: 300 lines read" in err.decode()
@@ -153,11 +155,12 @@ def test_kill_9_on_stdin_keeps_complete_lines_and_dead_letters_a_torn_tail(
     lines = make_lines(200, seed=6)
     proc = _start_stdin_ingest(store)
     assert proc.stdin is not None
-    proc.stdin.write(b"".join(x.data + b"\n" for x in lines))
-    proc.stdin.flush()
-    _wait(lambda: _open_lines(store) == len(lines))
-    proc.kill()
-    proc.communicate()
+    with reaped(proc):
+        proc.stdin.write(b"".join(x.data + b"\n" for x in lines))
+        proc.stdin.flush()
+        _wait(lambda: _open_lines(store) == len(lines))
+        proc.kill()
+        proc.communicate()
     victim = next(p for p in open_segments(store) if "events" in p.parts)
     fragment = b'{"id":"0190c6d2-0000-7000-8000-00000000'
     with open(victim, "ab") as handle:
@@ -193,11 +196,12 @@ def test_workers_of_a_killed_ingest_do_not_hold_its_writer_lock(tmp_path: Path) 
         stderr=subprocess.DEVNULL,
         env=env(),
     )
-    assert wait_for_writer(store, proc)
-    _wait(lambda: _open_lines(store) > 0)
-    [lock] = (store / "_logkit" / "writers").glob(f"*-{proc.pid}-*.lock")
-    proc.kill()
-    proc.wait()
+    with reaped(proc):
+        assert wait_for_writer(store, proc)
+        _wait(lambda: _open_lines(store) > 0)
+        [lock] = (store / "_logkit" / "writers").glob(f"*-{proc.pid}-*.lock")
+        proc.kill()
+        proc.wait()
 
     fd = os.open(lock, os.O_RDWR)
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from storekit import LOGKIT, SCHEMAS, env, logkit, read_store, seq_id
+from storekit import LOGKIT, SCHEMAS, env, logkit, read_store, reaped, seq_id
 
 from logkit.commands.tail import TailOptions, tail
 from logkit.store import layout
@@ -192,23 +192,26 @@ def test_follow_command_sees_an_ingest_that_rotates(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         env=env(),
     )
-    time.sleep(1.5)  # started, listed the empty store
-    producer = subprocess.Popen(
-        [LOGKIT, "ingest", "--store", str(root), "--segment-seconds", "0.5"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env(),
-    )
-    assert producer.stdin is not None
-    for part in range(4):
-        producer.stdin.write(b"".join(_line(n) + b"\n" for n in range(part * 25, part * 25 + 25)))
-        producer.stdin.flush()
-        time.sleep(0.7)
-    _, producer_err = producer.communicate(timeout=30)  # closes stdin: the stream ends
-    assert producer.returncode == 0, producer_err.decode()
-    time.sleep(1.5)  # tail polls every half second
-    follower.send_signal(signal.SIGINT)
-    out, _err = follower.communicate(timeout=30)
+    with reaped(follower):
+        time.sleep(1.5)  # started, listed the empty store
+        producer = subprocess.Popen(
+            [LOGKIT, "ingest", "--store", str(root), "--segment-seconds", "0.5"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env(),
+        )
+        assert producer.stdin is not None
+        for part in range(4):
+            producer.stdin.write(
+                b"".join(_line(n) + b"\n" for n in range(part * 25, part * 25 + 25))
+            )
+            producer.stdin.flush()
+            time.sleep(0.7)
+        _, producer_err = producer.communicate(timeout=30)  # closes stdin: the stream ends
+        assert producer.returncode == 0, producer_err.decode()
+        time.sleep(1.5)  # tail polls every half second
+        follower.send_signal(signal.SIGINT)
+        out, _err = follower.communicate(timeout=30)
 
     assert follower.returncode == 130
     segments = read_store(root).segments
