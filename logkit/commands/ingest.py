@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ from logkit.store.ids import IdClock
 from logkit.store.recovery import (
     Checkpoint,
     load_checkpoint,
+    lock_source,
     recover,
     save_checkpoint,
     set_writer_mode,
@@ -60,6 +62,7 @@ class Totals:
     outcomes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     rules: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     skipped_sources: list[str] = field(default_factory=list)
+    busy_sources: list[str] = field(default_factory=list)
     last_success: float = 0.0
 
     def add(self, block: IngestBlock) -> None:
@@ -236,6 +239,32 @@ def _ingest_source(
     pool: Any = None,
     workers: int = 1,
 ) -> None:
+    """Ingest one source; an input file by one process at a time (a second run skips it)."""
+    args = (source, options, writer, enveloper, totals, stop, monitor, pool, workers)
+    if source.path is None:
+        _ingest_locked(*args)
+        return
+    held = lock_source(writer.root, source.path)
+    if held is None:
+        totals.busy_sources.append(source.name)
+        return
+    try:
+        _ingest_locked(*args)
+    finally:
+        os.close(held)
+
+
+def _ingest_locked(
+    source: inputs.Source,
+    options: IngestOptions,
+    writer: StoreWriter,
+    enveloper: Enveloper,
+    totals: Totals,
+    stop: _Stop,
+    monitor: Any,
+    pool: Any = None,
+    workers: int = 1,
+) -> None:
     root = writer.root
     checkpoint: Checkpoint | None = None
     start_offset, start_line = 0, 1
@@ -249,8 +278,16 @@ def _ingest_source(
         checkpoint.writer = writer.writer_id
         checkpoint.complete = False
         start_offset, start_line = checkpoint.offset, checkpoint.line + 1
+        if writer.mode == "stream" and writer.segments:
+            # Recovery would cut these back to the file's checkpoints, which do not cover
+            # what came from stdin: seal it first.
+            writer.sync()
+            for folder in list(writer.segments):
+                writer.seal(folder)
+        writer.mode = "file"
         set_writer_mode(root, writer.writer_id, "file")
     else:
+        writer.mode = "stream"
         set_writer_mode(root, writer.writer_id, "stream")
 
     def commit(offset: int, line: int, complete: bool = False) -> None:
@@ -405,6 +442,8 @@ def _report(
         err.write(f"logkit: error: {failed}\n")
     for name in totals.skipped_sources:
         err.write(f"{name}: already ingested (use --from-start to ingest it again)\n")
+    for name in totals.busy_sources:
+        err.write(f"{name}: being ingested by another logkit process; skipped\n")
     head = "interrupted: " if signum else ""
     err.write(
         f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored, "
@@ -430,6 +469,7 @@ def _report(
                 "error": str(failed) if failed else None,
                 "store": str(root),
                 "skipped_sources": totals.skipped_sources,
+                "busy_sources": totals.busy_sources,
                 "outcomes": [
                     {
                         "contract": c,

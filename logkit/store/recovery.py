@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logkit.errors import StoreError
 from logkit.store import layout
 from logkit.store.writer import seal_file, write_json_atomic
 
@@ -71,6 +72,24 @@ def load_checkpoint(root: Path, source: Path) -> Checkpoint | None:
 
 def save_checkpoint(root: Path, source: Path, checkpoint: Checkpoint) -> None:
     write_json_atomic(checkpoint_path(root, source), checkpoint.as_dict())
+
+
+def lock_source(root: Path, source: Path) -> int | None:
+    """Lock an input file for as long as it is ingested (the descriptor to close after), or
+    None when another process holds it: two runs on one file would both resume from the same
+    checkpoint and store its lines twice."""
+    path = checkpoint_path(root, source).with_suffix(".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot lock the input's checkpoint: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def set_writer_mode(root: Path, writer: str, mode: str) -> None:

@@ -78,6 +78,8 @@ class StoreWriter:
     options: WriterOptions = field(default_factory=WriterOptions)
     writer_id: str = field(default_factory=_new_writer_id)
     segments: dict[Path, Segment] = field(default_factory=dict)
+    #: "file" (a replayable input, cut back to its checkpoint by recovery) or "stream"
+    mode: str = ""
     _seq: int = 0
     _lock_fd: int = -1
     _unsynced: int = 0

@@ -285,7 +285,11 @@ def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        proc.wait()
 
 
 def wait_for_writer(store: Path, proc: subprocess.Popen[bytes], timeout: float = 20) -> bool:
