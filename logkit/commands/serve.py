@@ -116,7 +116,7 @@ def serve(options: ServeOptions) -> int:
 
     from logkit.service.config import DEFAULT_MAX_BODY_BYTES, ENV_VAR, ServiceConfig
     from logkit.service.metrics import MULTIPROC_ENV
-    from logkit.service.protocol import HEADER_TIMEOUT_ENV
+    from logkit.service.protocol import CLIENT_TIMEOUT_ENV
 
     config = ServiceConfig(
         registry=registry.root,
@@ -128,11 +128,10 @@ def serve(options: ServeOptions) -> int:
         segment_bytes=options.segment_bytes,
         segment_seconds=options.segment_seconds,
         gzip=options.gzip,
-        body_timeout=options.client_timeout,
     )
-    saved = {k: os.environ.get(k) for k in (ENV_VAR, MULTIPROC_ENV, HEADER_TIMEOUT_ENV)}
+    saved = {k: os.environ.get(k) for k in (ENV_VAR, MULTIPROC_ENV, CLIENT_TIMEOUT_ENV)}
     os.environ[ENV_VAR] = config.to_env()
-    os.environ[HEADER_TIMEOUT_ENV] = str(options.client_timeout)
+    os.environ[CLIENT_TIMEOUT_ENV] = str(options.client_timeout)
     # Several workers share their metrics through files in a fresh folder (prometheus_client's
     # multiprocess mode); one worker keeps them in memory, which is cheaper per request.
     metrics_dir = None

@@ -20,7 +20,6 @@ import msgspec
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from logkit.errors import LogkitError, StoreError, UnknownContractError, UsageError
 from logkit.ingest import IngestBlock
@@ -183,7 +182,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     async def log_event(request: Request) -> Response:
         _require_json(request)
-        body = await _read_body(request, config.max_line_bytes, config.body_timeout)
+        body = await _read_body(request, config.max_line_bytes)
         params = request.path_params
         source = "POST " + request.scope["path"]
         out, answer = intake.single(params["contract"], params.get("version"), body, source)
@@ -217,7 +216,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 f"a batch is application/x-ndjson (JSON lines) or application/json (an array "
                 f"of routed events), not {media or 'a body with no Content-Type'}",
             )
-        body = await _read_body(request, config.max_body_bytes, config.body_timeout)
+        body = await _read_body(request, config.max_body_bytes)
         as_json = media == JSON
         source = "POST /log"
         async with batch_lock:
@@ -355,8 +354,12 @@ def _require_json(request: Request) -> None:
         )
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
-    """The whole body, refusing it (413) as soon as it is known to be over ``limit``."""
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to be over ``limit``.
+
+    The deadline for the body is the protocol's (``logkit.service.protocol``): a client that
+    stalls is answered 408 there and its connection closed, which ends this read.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -370,26 +373,23 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
                 f"the body is {int(declared):,} bytes, over the limit of {limit:,}",
                 close=True,
             )
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise Problem(
-                        413,
-                        "too_large",
-                        f"the body is over the limit of {limit:,} bytes",
-                        close=True,
-                    )
-                chunks.append(chunk)
-    except TimeoutError:
-        raise Problem(
-            408, "timeout", f"the body did not arrive within {timeout:g} s", close=True
-        ) from None
-    except ClientDisconnect:
-        raise Problem(400, "client_disconnected", "the client went away", close=True) from None
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise Problem(400, "client_disconnected", "the client went away", close=True)
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise Problem(
+                    413, "too_large", f"the body is over the limit of {limit:,} bytes", close=True
+                )
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

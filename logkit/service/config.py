@@ -29,8 +29,6 @@ class ServiceConfig:
     segment_bytes: int | None = None
     segment_seconds: float | None = None
     gzip: bool = False
-    #: Seconds a client has to send a request's body once its headers have arrived.
-    body_timeout: float = 30.0
 
     def to_env(self) -> str:
         data = asdict(self)

@@ -1,10 +1,13 @@
-"""uvicorn's httptools protocol with a deadline and a size limit for a request's headers.
+"""uvicorn's httptools protocol with deadlines for a request's headers and body, and a size
+limit for its headers.
 
-uvicorn closes idle keep-alive connections but lets a connection that never finishes its headers
+uvicorn closes idle keep-alive connections but lets a connection that never finishes its request
 (a slow or stalled client, or a slowloris attack) stay open for ever, and httptools buffers
-headers of any size. Here every connection must deliver complete headers within the header
-timeout (``--client-timeout``) of opening or of its previous response, and in at most
-``MAX_HEADER_BYTES``; the body then has the app's own deadline (answered 408) and size limit.
+headers of any size. Here a connection must deliver complete headers within the client timeout
+(``--client-timeout``) of opening or of its previous response, in at most ``MAX_HEADER_BYTES``
+(else 431), and then its whole body within the client timeout again (else 408). The deadlines are
+timers of the event loop, armed and cancelled per request, which cost the hot path less than a
+timeout around every read of the app.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-HEADER_TIMEOUT_ENV = "LOGKIT_SERVE_HEADER_TIMEOUT"
-DEFAULT_HEADER_TIMEOUT = 30.0
+CLIENT_TIMEOUT_ENV = "LOGKIT_SERVE_CLIENT_TIMEOUT"
+DEFAULT_CLIENT_TIMEOUT = 30.0
 MAX_HEADER_BYTES = 64 * 1024
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
@@ -26,19 +29,48 @@ _TOO_LARGE_BODY = (
     b'{"ok":false,"status":431,"reason":"headers_too_large","errors":[{"path":"","rule":'
     b'"headers_too_large","message":"the request line and headers are over 65,536 bytes"}]}'
 )
+_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+_TIMEOUT_BODY = (
+    b'{"ok":false,"status":408,"reason":"timeout","errors":[{"path":"","rule":"timeout",'
+    b'"message":"the body did not arrive within %g s"}]}'
+)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.header_timeout = float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT)
+        self.client_timeout = float(os.environ.get(CLIENT_TIMEOUT_ENV) or DEFAULT_CLIENT_TIMEOUT)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._body_deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
 
     def _arm(self) -> None:
         self._disarm()
         self._header_bytes = 0
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+        self._header_deadline = self.loop.call_later(self.client_timeout, self._too_slow)
+
+    def _arm_body(self) -> None:
+        self._disarm_body()
+        self._body_deadline = self.loop.call_later(self.client_timeout, self._body_too_slow)
+
+    def _disarm_body(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            body = _TIMEOUT_BODY % self.client_timeout
+            self.transport.write(_TIMEOUT % (len(body), body))
+        # The app, waiting for the body, is told the client went away; its answer is dropped.
+        self.transport.close()
 
     def _disarm(self) -> None:
         if self._header_deadline is not None:
@@ -68,6 +100,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        if not self.transport.is_closing():
+            self._arm_body()
+
+    def on_message_complete(self) -> None:
+        self._disarm_body()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -76,4 +114,5 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_body()
         super().connection_lost(exc)
