@@ -183,8 +183,7 @@ def ingest(options: IngestOptions) -> int:
         writer = StoreWriter(root, writer_options)
     except StoreError:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            _end_pool(pool)
         raise
     totals = Totals()
     stop = _Stop()
@@ -214,8 +213,7 @@ def ingest(options: IngestOptions) -> int:
             writer.release()  # recovery seals them, cut back to the last checkpoint
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            _end_pool(pool)
         for signum, handler in previous:
             signal.signal(signum, handler)
         monitor.finish(totals)
@@ -331,8 +329,8 @@ def _ingest_locked(
                     for folder in due:
                         writer.seal(folder)
                 monitor.tick(totals, offset - start_offset)
-                if stop.signum:
-                    break
+                # On a signal, read_blocks stops reading; the blocks already read (in flight
+                # in the workers) are still stored: a stream cannot give them again.
             writer.sync()
             commit(offset, line, complete=not stop.signum)
         except StoreError:
@@ -401,10 +399,19 @@ class _BlockClock:
 _WORKER: Enveloper | None = None
 
 
+def _end_pool(pool: Any) -> None:
+    """Let the workers finish what they hold and exit (they ignore SIGTERM: no terminate)."""
+    pool.close()
+    pool.join()
+
+
 def _init_worker(job: Any) -> None:
     global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The parent decides when to stop. A SIGINT or SIGTERM sent to the whole process group
+    # (Ctrl-C, systemd, kill -TERM -PGID) must not kill a worker that holds a block: the
+    # parent would wait for its result for ever, and the block, taken from stdin, be lost.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     registry = Registry.load(job.registry)
     contract = registry.get(ContractRef.parse(job.contract)) if job.contract else None
     _WORKER = Enveloper(Checker(registry, contract, Limits(job.max_line_bytes, job.max_depth)))

@@ -8,10 +8,13 @@ import json
 import os
 import resource
 import signal
+import struct
 import subprocess
+import termios
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from storekit import (
@@ -233,3 +236,44 @@ def test_tail_reports_a_truncated_gz_segment_and_shows_the_others(tmp_path: Path
     printed = Counter(json.loads(x)["id"] for x in shown.stdout.splitlines())
     assert printed == others
     check_no_duplicates(contents)
+
+
+def _unread(pipe: Any) -> int:
+    """Bytes written to a pipe that its reader has not read yet."""
+    return int(struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0])
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["parent", "process-group"])
+def test_sigterm_with_workers_stores_every_line_read(tmp_path: Path, group: bool) -> None:
+    """With --workers 2, blocks read from stdin are in flight in the workers when SIGTERM
+    comes: they were taken from the pipe and cannot be read again, so they must be stored
+    before the exit. A SIGTERM to the whole process group (systemd, ``kill -TERM -PGID``)
+    reaches the workers too; it must not kill them and leave the parent waiting for ever."""
+    store = tmp_path / "store"
+    lines = make_lines(20_000, seed=9)  # about 4 MiB: four blocks
+    proc = subprocess.Popen(
+        [LOGKIT, "ingest", "--store", str(store), "--workers", "2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env(),
+        start_new_session=True,
+    )
+    with reaped(proc):
+        assert proc.stdin is not None
+        assert wait_for_writer(store, proc)
+        proc.stdin.write(b"".join(x.data + b"\n" for x in lines))
+        proc.stdin.flush()
+        _wait(lambda: _unread(proc.stdin) == 0)  # all taken from the pipe, some in flight
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("ingest hangs after SIGTERM")
+
+    assert proc.returncode == 143, err.decode()
+    assert open_segments(store) == []
+    assert_exactly_once(store, lines)
