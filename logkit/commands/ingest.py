@@ -314,7 +314,9 @@ def _ingest_locked(
             stop=lambda: stop.signum,
         )
         try:
-            for block, out in _processed(blocks, enveloper, source.name, pool, workers):
+            # Dead letters name their file as given, or "-" for stdin (dead_letter.schema.json).
+            label = source.name if source.path is not None else inputs.STDIN
+            for block, out in _processed(blocks, enveloper, label, pool, workers):
                 if out is not None:
                     _append(writer, out)
                     totals.add(out)

@@ -171,3 +171,13 @@ def test_every_line_is_stored_or_dead_lettered_exactly_as_it_arrived(
     assert any(b"1180591620717411303424}" in p for p in stored_payloads)
     assert any(b'"score": 1.10}' in p for p in stored_payloads)
     assert any(b"caf\\u00e9 \\/" in p for p in stored_payloads)
+
+
+def test_a_dead_letter_from_stdin_names_its_source_as_dash(tmp_path: Path) -> None:
+    """schemas/dead_letter.schema.json: source.file is the file as given, or "-" for stdin."""
+    store = tmp_path / "store"
+    done = logkit("ingest", "--store", store, input=b'{"contract": "nope"}\n{"broken\n')
+    assert done.returncode == 0, done.stderr.decode()
+    sources = sorted((r.value["source"]["file"], r.value["source"]["line"])
+                     for r in read_store(store).dead)  # fmt: skip
+    assert sources == [("-", 1), ("-", 2)]
