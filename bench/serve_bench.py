@@ -115,6 +115,30 @@ class Server:
         process.kill()
         raise SystemExit("logkit serve did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server and its worker processes (Linux /proc)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        pids = [self.process.pid]
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            pids += [int(p) for p in children.read_text().split()]
+        except OSError:
+            pass
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+    def measure(self, load: Any, path: str, bodies: list[bytes] | None, seconds: float) -> Load:
+        before = self.cpu_seconds()
+        result: Load = load(self.port, path, bodies, seconds)
+        result.cpu_us = (self.cpu_seconds() - before) / max(result.requests, 1) * 1e6
+        return result
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -147,6 +171,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the server's CPU time per request (user + system)
 
     @property
     def rate(self) -> float:
@@ -391,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             gets: list[Load] = []
             posts: list[Load] = []
             for _ in range(args.repeat):
-                gets.append(load(server.port, "/", None, args.seconds))
-                posts.append(load(server.port, "/log/search", bodies, args.seconds))
+                gets.append(server.measure(load, "/", None, args.seconds))
+                posts.append(server.measure(load, "/log/search", bodies, args.seconds))
             answered = sum(p.requests - p.errors for p in [warm, *posts])
             events_file = work / "events.jsonl"
             with open(events_file, "wb") as out:
@@ -411,15 +436,23 @@ def main(argv: list[str] | None = None) -> int:
 
     get = max(gets, key=lambda r: r.rate)
     post = max(posts, key=lambda r: r.rate)
-    print(f"\n{'single events':<28} {'requests/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7}")
+    print(
+        f"\n{'single events':<28} {'requests/s':>12} {'p50 ms':>9} {'p99 ms':>9} {'errors':>7} "
+        f"{'server CPU/req':>15}"
+    )
     for label, result in (("GET / (baseline)", get), ("POST /log/search", post)):
         print(
             f"{label:<28} {result.rate:>12,.0f} {result.p50_ms:>9.2f} {result.p99_ms:>9.2f} "
-            f"{result.errors:>7}"
+            f"{result.errors:>7} {result.cpu_us:>12,.0f} us"
         )
     for label, runs in (("  GET / runs", gets), ("  POST runs", posts)):
-        print(f"{label:<28} " + ", ".join(f"{r.rate:,.0f}" for r in runs))
+        print(
+            f"{label:<28} " + ", ".join(f"{r.rate:,.0f}/s ({r.cpu_us:,.0f} us CPU)" for r in runs)
+        )
     single_ratio = post.rate / get.rate
+    cpu_ratio = statistics.median(r.cpu_us for r in gets) / statistics.median(
+        r.cpu_us for r in posts
+    )
     batch_rate = stored / batch_seconds
     cli_rate = cli_stored / cli_seconds
     batch_ratio = batch_rate / cli_rate
@@ -432,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{batch_seconds:>9.2f}"
     )
     print(f"\nsingle events: POST / GET = {single_ratio:.2f}x (target >= {TARGET}x)")
+    print(
+        f"  by the server's CPU per request (medians, independent of the load generator): "
+        f"{cpu_ratio:.2f}x"
+    )
     print(f"batches: POST /log / logkit ingest = {batch_ratio:.2f}x (target >= {TARGET}x)")
     problems = []
     if code != 143:
