@@ -1,22 +1,25 @@
 """Sources -> ordered BlockResults, in this process or spread over worker processes.
 
-Workers receive whole blocks of lines (one bytes object each, cheap to ship) and send back only
-counts and failures, so the main process does little more than read and report. At most
-``2 * workers`` blocks are in flight, so memory stays flat however large the input.
+A file is cut into spans of whole lines (``inputs.spans``) that a worker reads back for itself,
+so only offsets travel to the workers and only counts and failures travel back; the main
+process does little more than find line ends and report. Standard input cannot be read twice,
+so its blocks travel whole. Workers number lines from 1 within each block and the main process
+shifts them, since only it knows where a block starts. At most ``2 * workers`` blocks are in
+flight, so memory stays flat however large the input.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from logkit import inputs, yamlsafe
+from logkit.errors import InputError
 from logkit.parse import ParseProblem, decode
 from logkit.registry import ContractRef, Registry
 from logkit.results import EventFailure, Issue
@@ -47,28 +50,61 @@ def results(
     checker: Checker, job: Job, sources: list[inputs.Source], workers: int
 ) -> Iterator[tuple[inputs.Source, BlockResult]]:
     """Check every source in order; yields each source's results block by block."""
-    pool = start_pool(job, workers) if workers > 1 else None
+    pool = _start_checkers(checker, job, workers) if workers > 1 else None
     try:
         for source in sources:
-            if source.kind == "jsonl":
-                stream = inputs.open_source(source)
-                try:
-                    chunks = inputs.blocks(stream, checker.limits.max_line_bytes, source.name)
-                    if pool is None:
-                        for first, block in chunks:
-                            yield source, checker.check_block(block, first, source.name)
-                    else:
-                        for result in _parallel(pool, chunks, source.name, workers):
-                            yield source, result
-                finally:
-                    if stream is not sys.stdin.buffer:
-                        stream.close()
-            else:
+            if source.kind != "jsonl":
                 yield source, check_document(checker, source)
+                continue
+            stream = inputs.open_source(source)
+            try:
+                for result in _check_stream(checker, stream, source, pool, workers):
+                    yield source, result
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
+            _forget_checker()
+
+
+def _check_stream(
+    checker: Checker, stream: Any, source: inputs.Source, pool: Any, workers: int
+) -> Iterator[BlockResult]:
+    name, limit, size = source.name, checker.limits.max_line_bytes, inputs.BLOCK_BYTES
+    if source.path is None:  # standard input: blocks of bytes
+        blocks = inputs.blocks(stream, limit, name, size)
+        if pool is None:
+            for first, block in blocks:
+                yield checker.check_block(block, first, name)
+        else:
+            chunks: Iterator[Task] = ((_check_bytes, (block, name)) for _, block in blocks)
+            yield from _numbered(_parallel(pool, chunks, workers))
+        return
+    spans = inputs.spans(stream, limit, name, size)
+    if pool is None:
+        line = 1
+        with inputs.open_source(source) as reader:  # a second handle: spans() reads the first
+            for span in spans:
+                result = checker.check_block(inputs.read_span(reader, span, name), line, name)
+                line += result.lines
+                yield result
+    else:
+        path = str(source.path)
+        tasks: Iterator[Task] = ((_check_span, (path, span, name)) for span in spans)
+        yield from _numbered(_parallel(pool, tasks, workers))
+
+
+def _numbered(results: Iterable[BlockResult]) -> Iterator[BlockResult]:
+    """Shift the line numbers of blocks numbered from 1 to where each block starts."""
+    before = 0  # lines in the blocks already seen
+    for result in results:
+        for failure in result.failures:
+            failure.line += before
+        before += result.lines
+        yield result
 
 
 def check_document(checker: Checker, source: inputs.Source) -> BlockResult:
@@ -100,7 +136,11 @@ def check_document(checker: Checker, source: inputs.Source) -> BlockResult:
 
 # -- worker processes ----------------------------------------------------------------------
 
+#: A function a worker runs, and its argument.
+Task = tuple[Callable[[Any], BlockResult], Any]
+
 _WORKER_CHECKER: Checker | None = None
+_WORKER_FILE: tuple[str, BinaryIO] | None = None  # the file a worker last read, and its handle
 
 
 def _init_worker(job: Job) -> None:
@@ -110,28 +150,74 @@ def _init_worker(job: Job) -> None:
     registry = Registry.load(job.registry)
     contract = registry.get(ContractRef.parse(job.contract)) if job.contract else None
     _WORKER_CHECKER = Checker(registry, contract, Limits(job.max_line_bytes, job.max_depth))
+    _tune_worker(job)
 
 
-def _work(task: tuple[bytes, int, str]) -> BlockResult:
+def _tune_worker(_job: Job) -> None:
+    import gc
+
+    # A worker's own objects live as long as it does: keep the collector from walking them
+    # again and again while it allocates events (acyclic, freed by reference counting).
+    gc.freeze()
+
+
+def _check_bytes(task: tuple[bytes, str]) -> BlockResult:
     assert _WORKER_CHECKER is not None
-    block, first, name = task
-    return _WORKER_CHECKER.check_block(block, first, name)
+    block, name = task
+    return _WORKER_CHECKER.check_block(block, 1, name)
+
+
+def _check_span(task: tuple[str, inputs.Span, str]) -> BlockResult:
+    global _WORKER_FILE
+    assert _WORKER_CHECKER is not None
+    path, span, name = task
+    if _WORKER_FILE is None or _WORKER_FILE[0] != path:
+        if _WORKER_FILE is not None:
+            _WORKER_FILE[1].close()
+            _WORKER_FILE = None
+        try:
+            _WORKER_FILE = (path, open(path, "rb"))  # noqa: SIM115 - kept open for the next span
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
+    block = inputs.read_span(_WORKER_FILE[1], span, name)
+    return _WORKER_CHECKER.check_block(block, 1, name)
+
+
+def _start_checkers(checker: Checker, job: Job, workers: int) -> Any:
+    """A pool of workers that check blocks with ``checker`` (or one rebuilt from ``job``)."""
+    global _WORKER_CHECKER
+    if _can_fork():
+        # Forked workers inherit the checker, compiled validators and all: nothing to reload.
+        _WORKER_CHECKER = checker
+        return start_pool(job, workers, initializer=_tune_worker)
+    return start_pool(job, workers)
+
+
+def _forget_checker() -> None:
+    global _WORKER_CHECKER
+    _WORKER_CHECKER = None
 
 
 def start_pool(job: Job, workers: int, initializer: Callable[[Job], None] | None = None) -> Any:
     """A process pool whose workers are set up by ``initializer(job)``."""
+    import multiprocessing
+
     # fork is fast and safe here: the parent runs no threads when the pool starts.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    method = "fork" if _can_fork() else "spawn"
     context = multiprocessing.get_context(method)
     return context.Pool(workers, initializer=initializer or _init_worker, initargs=(job,))
 
 
-def _parallel(
-    pool: Any, chunks: Iterator[tuple[int, bytes]], name: str, workers: int
-) -> Iterator[BlockResult]:
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _parallel(pool: Any, tasks: Iterator[Task], workers: int) -> Iterator[BlockResult]:
     pending: deque[Any] = deque()
-    for first, block in chunks:
-        pending.append(pool.apply_async(_work, ((block, first, name),)))
+    for function, task in tasks:
+        pending.append(pool.apply_async(function, (task,)))
         if len(pending) >= 2 * workers:
             yield pending.popleft().get()
     while pending:
