@@ -41,24 +41,32 @@ class _JsonSafeLoader(_BaseLoader):
 # NaN so that they are refused rather than read as strings. YAML 1.1's base-60 (`22:22` is
 # 1342), leading-zero octal (`0755`), binary and `1_000` forms stay strings.
 _INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
-_FLOAT = re.compile(r"""^(?:[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
-                          |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.VERBOSE)
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
+                          |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
+    re.VERBOSE,
+)
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 # Drop the YAML 1.1 resolvers for timestamps, yes/no/on/off booleans and numbers; keep
 # true/false only.
 _JsonSafeLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (
-        "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", *_NUMBER_TAGS)]
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", *_NUMBER_TAGS)
+    ]
     for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
 for _first in "tTfF":
     _JsonSafeLoader.yaml_implicit_resolvers.setdefault(_first, []).append(
-        ("tag:yaml.org,2002:bool", _BOOL))
+        ("tag:yaml.org,2002:bool", _BOOL)
+    )
 for _first in "-+0123456789.":
     # Integers first: "12" matches both patterns.
     _JsonSafeLoader.yaml_implicit_resolvers.setdefault(_first, []).extend(
-        [("tag:yaml.org,2002:int", _INT), ("tag:yaml.org,2002:float", _FLOAT)])
+        [("tag:yaml.org,2002:int", _INT), ("tag:yaml.org,2002:float", _FLOAT)]
+    )
 
 
 def _construct_mapping(loader: _JsonSafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -66,8 +74,10 @@ def _construct_mapping(loader: _JsonSafeLoader, node: yaml.MappingNode) -> dict[
     result: dict[str, Any] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
-            raise YamlError("a mapping key must be a plain value, not a list or mapping",
-                            key_node.start_mark.line + 1)
+            raise YamlError(
+                "a mapping key must be a plain value, not a list or mapping",
+                key_node.start_mark.line + 1,
+            )
         # The key as written: `200:` is the property "200", `on:` is "on", `null:` is "null".
         key = str(key_node.value)
         if key in result:
@@ -82,8 +92,10 @@ _JsonSafeLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 def _construct_float(loader: _JsonSafeLoader, node: yaml.ScalarNode) -> float:
     value = float(loader.construct_yaml_float(node))
     if value != value or value in (float("inf"), float("-inf")):
-        raise YamlError(f"{node.value!r} is not a finite number, which JSON cannot represent",
-                        node.start_mark.line + 1)
+        raise YamlError(
+            f"{node.value!r} is not a finite number, which JSON cannot represent",
+            node.start_mark.line + 1,
+        )
     return value
 
 
@@ -107,8 +119,9 @@ def _check_expansion(node: yaml.Node) -> None:
 
     def size(n: yaml.Node) -> int:
         if id(n) in open_nodes:
-            raise YamlError("a recursive alias cannot be represented as JSON",
-                            n.start_mark.line + 1)
+            raise YamlError(
+                "a recursive alias cannot be represented as JSON", n.start_mark.line + 1
+            )
         if id(n) in sizes:
             return sizes[id(n)]
         open_nodes.add(id(n))
@@ -120,7 +133,8 @@ def _check_expansion(node: yaml.Node) -> None:
         if total > MAX_EXPANDED_NODES:
             raise YamlError(
                 f"aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias bomb?)",
-                n.start_mark.line + 1)
+                n.start_mark.line + 1,
+            )
         open_nodes.discard(id(n))
         sizes[id(n)] = total
         return total
