@@ -150,13 +150,17 @@ def load_all(text: str | bytes) -> Iterator[Any]:
 
 def load_all_with_lines(text: str | bytes) -> Iterator[tuple[int, Any]]:
     """Yield ``(first line, data)`` for each document of a YAML stream."""
+    # Only an alias can expand a document, and an alias needs an anchor (`&name`) to point at:
+    # a text without '&' cannot hold one (UTF-16 keeps the 0x26 byte too), so skip the walk.
+    anchored = b"&" in text if isinstance(text, bytes) else "&" in text
     loader = _JsonSafeLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            _check_expansion(node)
+            if anchored:
+                _check_expansion(node)
             yield node.start_mark.line + 1, loader.construct_document(node)
     except YamlError:
         raise
