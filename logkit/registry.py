@@ -170,6 +170,7 @@ class Registry:
         self.shared_files: list[Path] = []
         self._validators: dict[tuple[str, int], jsonschema_rs.Validator] = {}
         self._documents: dict[Path, Any] = {}
+        self._retrieved: dict[str, Any] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -324,6 +325,18 @@ class Registry:
         return compiled
 
     def _compile(self, contract: Contract) -> jsonschema_rs.Validator:
+        self.check_schema(contract)
+        return compile_schema(
+            contract.schema,
+            base_uri=contract.path.as_uri(),
+            retrieve=self._retrieve,
+            where=f"{contract.path}",
+        )
+
+    def check_schema(self, contract: Contract) -> None:
+        """Raise RegistryError unless the contract is a draft 2020-12 schema valid against its
+        meta-schema: the checks compiling makes before it resolves references, without the cost
+        of compiling (check-compat compiles a validator only when it has a witness to verify)."""
         import jsonschema_rs
 
         dialect = contract.schema.get("$schema", DRAFT_2020_12)
@@ -342,14 +355,15 @@ class Registry:
                 f"{contract.path}: {contract.label} is not a valid JSON Schema: at "
                 f"{first[0] or '/'}: {first[1]} (run `logkit lint`)"
             )
-        return compile_schema(
-            contract.schema,
-            base_uri=contract.path.as_uri(),
-            retrieve=self._retrieve,
-            where=f"{contract.path}",
-        )
 
     def _retrieve(self, uri: str) -> Any:
+        # Called for every $ref of every version, by the validators and by check-compat: the
+        # path checks resolve symlinks, so each URI is resolved once.
+        if uri not in self._retrieved:
+            self._retrieved[uri] = self._retrieve_uncached(uri)
+        return self._retrieved[uri]
+
+    def _retrieve_uncached(self, uri: str) -> Any:
         parts = urlsplit(uri)
         if parts.scheme != "file":
             raise RemoteRefError(uri)
