@@ -11,6 +11,7 @@ the structural diff and the witness generator can read without a registry.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
@@ -19,6 +20,15 @@ from logkit.schemawalk import LISTS, MAPS, SINGLE, resolve_pointer
 _VALUES = frozenset({"enum", "const", "examples", "default"})
 _DROP = frozenset({"$defs", "definitions", "$id", "$anchor", "$dynamicAnchor", "$schema"})
 _SUB_MAPS = tuple(k for k in MAPS if k not in ("$defs", "definitions"))
+
+
+@lru_cache(maxsize=4096)
+def _target(base: str, ref: str) -> tuple[str, str, str]:
+    """``(target URI, document URI, fragment)`` of ``ref`` written in ``base``: every version
+    repeats the same few references, and URL parsing is most of inlining's time."""
+    target = urljoin(base, ref)
+    document, fragment = urldefrag(target)
+    return target, document, fragment
 
 
 class CannotInline(Exception):
@@ -63,8 +73,7 @@ def inline(schema: Any, base_uri: str, retrieve: Callable[[str], Any]) -> Any:
         ref = node.get("$ref")
         if not isinstance(ref, str):
             return out
-        target_uri = urljoin(base, ref)
-        doc_uri, fragment = urldefrag(target_uri)
+        target_uri, doc_uri, fragment = _target(base, ref)
         if fragment and not fragment.startswith("/"):
             raise CannotInline(f"anchor reference {ref!r}")
         try:
