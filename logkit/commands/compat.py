@@ -153,26 +153,28 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _relative(path: str) -> str:
+def _relative(path: str, cwd: Path | None = None) -> str:
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
+        return str(Path(path).resolve().relative_to(cwd or Path.cwd()))
     except ValueError:
         return path
 
 
-_LINES: dict[str, dict[str, int]] = {}
+def line_of(file: str, pointer: str, cache: dict[str, dict[str, int]] | None = None) -> int | None:
+    """The line of ``pointer`` (or of its nearest ancestor present) in a YAML/JSON file.
 
-
-def line_of(file: str, pointer: str) -> int | None:
-    """The line of ``pointer`` (or of its nearest ancestor present) in a YAML/JSON file."""
+    ``cache`` keeps each file's line map for the rest of a run: one parse per file, however
+    many findings it has.
+    """
     from logkit import yamlsafe
 
-    if file not in _LINES:
+    cache = {} if cache is None else cache
+    if file not in cache:
         try:
-            _LINES[file] = yamlsafe.pointer_lines(Path(file).read_bytes())
+            cache[file] = yamlsafe.pointer_lines(Path(file).read_bytes())
         except (OSError, ValueError):
-            _LINES[file] = {}
-    lines = _LINES[file]
+            cache[file] = {}
+    lines = cache[file]
     while True:
         if pointer in lines:
             return lines[pointer]
@@ -368,6 +370,10 @@ def check_compat(
         err.write(line + "\n")
         return 0 if ok else 1
     reporter = make_reporter(options.fmt, out, err, color=options.color, tool="logkit check-compat")
+    # A file has many findings: its line map and its relative path are worked out once.
+    lines: dict[str, dict[str, int]] = {}
+    cwd = Path.cwd()
+    relative = {file: _relative(file, cwd) for file in {r.new.file for _, r, _ in records}}
     for _name, result, change in records:
         if (
             options.fmt == "text"
@@ -378,8 +384,8 @@ def check_compat(
         pointer = change.new_pointer or change.old_pointer
         reporter.finding(
             Finding(
-                _relative(result.new.file),
-                line_of(result.new.file, change.new_pointer) if change.new_pointer else None,
+                relative[result.new.file],
+                line_of(result.new.file, change.new_pointer, lines) if change.new_pointer else None,
                 pointer,
                 change.rule,
                 describe(result, change),
