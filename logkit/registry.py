@@ -7,9 +7,14 @@ an error that names it, and nothing is ever fetched.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import json
+import os
 import re
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,10 +134,18 @@ class Contract:
 
 def read_document(path: Path) -> Any:
     """Read one JSON or YAML document from disk; raise RegistryError naming the file."""
+    return parse_document(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise RegistryError.at(path, f"cannot read: {exc.strerror or exc}") from exc
+
+
+def parse_document(path: Path, data: bytes) -> Any:
+    """Parse the bytes of a registry file (JSON by its suffix, else YAML)."""
     try:
         if path.suffix == ".json":
             return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
@@ -160,10 +173,80 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class DocumentCache:
+    """Parsed YAML registry files kept on disk between runs, one JSON file per registry.
+
+    pre-commit runs check-compat over and over on a registry that barely changes, and parsing
+    YAML is most of loading it. An entry is used only while its file has the same size, mtime,
+    ctime and inode (ctime changes on every write, even one that restores an old mtime). A file
+    changed within the last ``SETTLE_NS`` is not stored, so a write in the same clock tick as
+    our read cannot go unnoticed; nor is one with anchors (the cache would lose their sharing).
+    The loader yields JSON data only, so a JSON round trip gives back exactly what it parsed.
+    """
+
+    VERSION = 1
+    SETTLE_NS = 2_000_000_000
+
+    def __init__(self, folder: Path, root: Path) -> None:
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        self.file = folder / f"registry-{digest}.json"
+        self.entries: dict[str, list[Any]] = {}
+        self.changed = False
+        try:
+            data = json.loads(self.file.read_bytes())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("version") == self.VERSION:
+            entries = data.get("documents")
+            self.entries = entries if isinstance(entries, dict) else {}
+
+    @staticmethod
+    def _key(stat: os.stat_result) -> list[int]:
+        return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+    def read(self, path: Path) -> Any:
+        """The parsed document at ``path``: from the cache when the file is unchanged."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return read_document(path)
+        key = self._key(stat)
+        entry = self.entries.get(str(path))
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
+            return entry[1]
+        data = _read_bytes(path)
+        document = parse_document(path, data)
+        settled = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > self.SETTLE_NS
+        if settled and b"&" not in data and self._key(path.stat()) == key:
+            self.entries[str(path)] = [key, document]
+            self.changed = True
+        return document
+
+    def save(self) -> None:
+        """Write the cache atomically if it changed; entries of deleted files are dropped."""
+        if not self.changed:
+            return
+        documents = {p: e for p, e in self.entries.items() if os.path.exists(p)}
+        text = json.dumps({"version": self.VERSION, "documents": documents}, ensure_ascii=False)
+        self.changed = False
+        try:  # a cache is only an optimisation: a folder we cannot write to only costs speed
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.file.parent, suffix=".tmp")
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, self.file)  # readers see the old file or the new, never half
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
 class Registry:
     """A folder of versioned contracts. Load with ``Registry.load(path)``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: DocumentCache | None = None) -> None:
         self.root = root
         self.contracts: dict[str, dict[int, Contract]] = {}
         self.problems: list[Problem] = []
@@ -171,21 +254,26 @@ class Registry:
         self._validators: dict[tuple[str, int], jsonschema_rs.Validator] = {}
         self._documents: dict[Path, Any] = {}
         self._retrieved: dict[str, Any] = {}
+        self._cache = cache
 
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path = "registry", *, strict: bool = True) -> Registry:
+    def load(
+        cls, path: str | Path = "registry", *, strict: bool = True, cache: Path | None = None
+    ) -> Registry:
         """Load every contract file under ``path``.
 
         With ``strict`` (the default) the first problem raises RegistryError; ``logkit lint``
-        loads with ``strict=False`` and reports ``registry.problems`` instead.
+        loads with ``strict=False`` and reports ``registry.problems`` instead. ``cache`` names a
+        folder for a DocumentCache (call ``save_cache()`` once the run has read what it needs).
         """
         root = Path(path)
         if not root.is_dir():
             hint = "" if root.exists() else " (set --registry or LOGKIT_REGISTRY)"
             raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
-        registry = cls(root.resolve())
+        resolved = root.resolve()
+        registry = cls(resolved, DocumentCache(cache, resolved) if cache is not None else None)
         registry._scan()
         if strict and registry.errors:
             first = registry.errors[0]
@@ -277,8 +365,16 @@ class Registry:
         """A registry file's parsed content, read once."""
         path = path.resolve()
         if path not in self._documents:
-            self._documents[path] = read_document(path)
+            if self._cache is not None and path.suffix != ".json":  # JSON parses fast enough
+                self._documents[path] = self._cache.read(path)
+            else:
+                self._documents[path] = read_document(path)
         return self._documents[path]
+
+    def save_cache(self) -> None:
+        """Store the documents parsed in this run for the next (no-op without a cache)."""
+        if self._cache is not None:
+            self._cache.save()
 
     # -- lookup ----------------------------------------------------------------------------
 

@@ -25,6 +25,9 @@ from logkit.reporters.base import Outcome
 from logkit.results import Finding, plural
 from logkit.settings import Settings
 
+#: Parsed registry files kept between runs (pre-commit runs the hook again and again).
+CACHE = Path(".logkit/cache")
+
 
 @dataclass(frozen=True)
 class Ignore:
@@ -303,13 +306,14 @@ def check_compat(
 ) -> int:
     """0 when every checked pair is compatible under its mode; 1 on a breaking change."""
     out, err = out or sys.stdout, err or sys.stderr
-    registry = Registry.load(options.settings.registry)
+    registry = Registry.load(options.settings.registry, cache=CACHE)
     ignores = load_ignores(options.settings)
     if options.files:
         names = contracts_for_files(registry, options.files)
     else:
         names = registry.names()
     results = run_pairs(registry, names, options)
+    registry.save_cache()
     records: list[tuple[str, PairResult, Change]] = []
     for name, result in results:
         for change in result.changes:
