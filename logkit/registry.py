@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -260,13 +260,21 @@ class Registry:
 
     @classmethod
     def load(
-        cls, path: str | Path = "registry", *, strict: bool = True, cache: Path | None = None
+        cls,
+        path: str | Path = "registry",
+        *,
+        strict: bool = True,
+        cache: Path | None = None,
+        only: Collection[str] | None = None,
     ) -> Registry:
         """Load every contract file under ``path``.
 
         With ``strict`` (the default) the first problem raises RegistryError; ``logkit lint``
         loads with ``strict=False`` and reports ``registry.problems`` instead. ``cache`` names a
         folder for a DocumentCache (call ``save_cache()`` once the run has read what it needs).
+        ``only`` parses just the contracts it names (the files they reference are read when
+        needed); the layout of the whole folder is still checked, but a file of another
+        contract that does not parse goes unnoticed.
         """
         root = Path(path)
         if not root.is_dir():
@@ -274,7 +282,7 @@ class Registry:
             raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
         resolved = root.resolve()
         registry = cls(resolved, DocumentCache(cache, resolved) if cache is not None else None)
-        registry._scan()
+        registry._scan(only)
         if strict and registry.errors:
             first = registry.errors[0]
             more = len(registry.errors) - 1
@@ -291,7 +299,7 @@ class Registry:
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
 
-    def _scan(self) -> None:
+    def _scan(self, only: Collection[str] | None = None) -> None:
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith("."):
                 continue
@@ -317,9 +325,9 @@ class Registry:
                     "digits and '_', dots for namespaces)",
                 )
                 continue
-            self._scan_contract(entry)
+            self._scan_contract(entry, parse=only is None or entry.name in only)
 
-    def _scan_contract(self, folder: Path) -> None:
+    def _scan_contract(self, folder: Path, *, parse: bool = True) -> None:
         versions: dict[int, Contract] = {}
         for file in sorted(folder.iterdir()):
             if file.name.startswith(".") or file.suffix not in SCHEMA_SUFFIXES:
@@ -341,6 +349,9 @@ class Registry:
                     f"({versions[version].path.name} and {file.name})",
                 )
                 continue
+            if not parse:  # only the layout is checked: see ``load``'s ``only``
+                versions[version] = Contract(folder.name, version, file, {})
+                continue
             try:
                 schema = self.document(file)
             except RegistryError as exc:
@@ -352,7 +363,8 @@ class Registry:
             schema_dict = schema if isinstance(schema, dict) else {}
             versions[version] = Contract(folder.name, version, file.resolve(), schema_dict)
         if versions:
-            self.contracts[folder.name] = dict(sorted(versions.items()))
+            if parse:
+                self.contracts[folder.name] = dict(sorted(versions.items()))
         else:
             self._problem(
                 folder, "empty-contract", f"contract folder {folder.name!r} holds no version files"

@@ -140,6 +140,25 @@ def contracts_for_files(registry: Registry, files: list[str]) -> list[str]:
     return sorted(names)
 
 
+def folders_of(registry: Path, files: list[str]) -> set[str] | None:
+    """The contract folders ``files`` sit in, which is all ``contracts_for_files`` needs
+    loaded; None (load everything) without files or when one is shared, as any contract may
+    use it."""
+    if not files:
+        return None
+    root = registry.resolve()
+    folders = set()
+    for text in files:
+        path = Path(text).resolve()
+        if not path.is_relative_to(root) or path == root:
+            continue
+        top = path.relative_to(root).parts[0]
+        if top == "_shared":
+            return None
+        folders.add(top)
+    return folders
+
+
 def strip_docs(value: Any) -> Any:
     """The schema without its annotations: what a reader needs to see of a changed value."""
     from logkit.compat.rules import ANNOTATIONS
@@ -306,7 +325,9 @@ def check_compat(
 ) -> int:
     """0 when every checked pair is compatible under its mode; 1 on a breaking change."""
     out, err = out or sys.stdout, err or sys.stderr
-    registry = Registry.load(options.settings.registry, cache=CACHE)
+    # --against compares every contract with the ref: it needs the whole registry
+    only = None if options.against else folders_of(options.settings.registry, options.files)
+    registry = Registry.load(options.settings.registry, cache=CACHE, only=only)
     ignores = load_ignores(options.settings)
     if options.files:
         names = contracts_for_files(registry, options.files)
