@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from logkit.explain import explain
-from logkit.parse import ParseProblem, decode
+from logkit.parse import BlockDecoder, ParseProblem
+from logkit.registry import Contract
 from logkit.results import EventFailure, Issue
 from logkit.store.ids import IdClock
 from logkit.validation import Checker
@@ -31,7 +32,9 @@ class _RawPayload(msgspec.Struct):
     payload: msgspec.Raw
 
 
-_raw_payload = msgspec.json.Decoder(_RawPayload).decode
+_raw_payload_decoder = msgspec.json.Decoder(_RawPayload)
+_raw_payload = _raw_payload_decoder.decode
+_raw_payload_lines = _raw_payload_decoder.decode_lines
 _encode = msgspec.json.encode
 
 
@@ -65,6 +68,7 @@ class Enveloper:
         self.checker = checker
         self.clock = IdClock()
         self._received_ns: int | None = None
+        self._routes: dict[tuple[Any, Any, type], Contract] = {}
 
     def block(
         self, block: bytes, first_line: int, source: str, received_ns: int | None = None
@@ -75,81 +79,120 @@ class Enveloper:
         still get increasing stamps in input order."""
         self._received_ns = received_ns
         out = IngestBlock(bytes=len(block))
-        checker = self.checker
-        forced = checker.contract
-        limits = checker.limits
-        pieces = block.split(b"\n")
-        if pieces and pieces[-1] == b"":
-            pieces.pop()  # the block ends with a newline: no line after it
-        line_no = first_line - 1
-        for data in pieces:
-            line_no += 1
-            try:
-                value = decode(data, limits)
-            except ParseProblem as problem:
-                if not data.strip():
-                    out.blank += 1
-                    continue
+        lines = block.split(b"\n")
+        decoder = BlockDecoder(block, self.checker.limits)
+        stored: Counter[PartitionKey] = Counter()
+        forced = self.checker.contract
+        registry = self.checker.registry
+        clock_next = self.clock.next
+        events = out.events
+        # Per contract: its validator's is_valid and the envelope text after received_at.
+        known: dict[Contract, tuple[Any, str]] = {}
+        for index, values in decoder:
+            if isinstance(values, ParseProblem):
                 out.lines += 1
-                self._dead(
-                    out,
-                    data,
-                    source,
-                    line_no,
-                    problem.reason,
-                    [Issue("", problem.rule, problem.message)],
-                    forced.name if forced else None,
-                    forced.version if forced else None,
-                )
+                self._unparsed(out, lines[index], source, first_line + index, values)
                 continue
-            out.lines += 1
-            if forced is not None:
-                contract, payload, raw = forced, value, data.strip()
-            else:
-                routed = checker.route(value)
-                if isinstance(routed, EventFailure):
-                    self._dead(
+            out.lines += len(values)
+            raws = None if forced is not None else self._raw_payloads(lines, index, len(values))
+            at = index - 1
+            for offset, value in enumerate(values):
+                at += 1
+                if forced is not None:
+                    contract, payload, raw = forced, value, lines[at].strip()
+                else:
+                    route = self._route(value)
+                    if isinstance(route, EventFailure):
+                        self.dead(
+                            out,
+                            lines[at],
+                            source,
+                            first_line + at,
+                            route.reason,
+                            route.issues,
+                            route.contract,
+                            route.version,
+                        )
+                        continue
+                    contract, payload = route, value["payload"]
+                    raw = bytes(
+                        raws[offset] if raws is not None else _raw_payload(lines[at]).payload
+                    )
+                entry = known.get(contract)
+                if entry is None:
+                    entry = known[contract] = (
+                        registry.validator(contract).is_valid,
+                        f'","contract":"{contract.name}","version":{contract.version},"payload":',
+                    )
+                if not entry[0](payload):
+                    self.dead(
                         out,
-                        data,
+                        lines[at],
                         source,
-                        line_no,
-                        routed.reason,
-                        routed.issues,
-                        routed.contract,
-                        routed.version,
+                        first_line + at,
+                        "invalid",
+                        explain(registry.validator(contract), payload),
+                        contract.name,
+                        contract.version,
                     )
                     continue
-                contract, payload = routed
-                raw = bytes(_raw_payload(data).payload)
-            validator = checker.registry.validator(contract)
-            if not validator.is_valid(payload):
-                self._dead(
-                    out,
-                    data,
-                    source,
-                    line_no,
-                    "invalid",
-                    explain(validator, payload),
-                    contract.name,
-                    contract.version,
-                )
-                continue
-            uid, received_at, dt = self.clock.next(self._received_ns)
-            key = (contract.name, contract.version, dt)
-            buffer = out.events.get(key)
-            if buffer is None:
-                buffer = out.events[key] = bytearray()
-            buffer += (
-                f'{{"id":"{uid}","received_at":"{received_at}","contract":"{contract.name}",'
-                f'"version":{contract.version},"payload":'
-            ).encode()
-            buffer += raw
-            buffer += b"}\n"
-            out.event_lines[key] += 1
-            out.outcomes[(contract.name, str(contract.version), STORED)] += 1
+                uid, received_at, dt = clock_next(received_ns)
+                key = (contract.name, contract.version, dt)
+                buffer = events.get(key)
+                if buffer is None:
+                    buffer = events[key] = bytearray()
+                buffer += f'{{"id":"{uid}","received_at":"{received_at}{entry[1]}'.encode()
+                buffer += raw
+                buffer += b"}\n"
+                stored[key] += 1
+        out.blank = decoder.lines - out.lines
+        for key, count in stored.items():
+            out.event_lines[key] += count
+            out.outcomes[(key[0], str(key[1]), STORED)] += count
         return out
 
-    def _dead(
+    def _raw_payloads(self, lines: list[bytes], index: int, count: int) -> list[Any] | None:
+        """The payload bytes of routed events ``lines[index:index+count]``, in one call."""
+        try:
+            joined = b"\n".join(lines[index : index + count])
+            return [item.payload for item in _raw_payload_lines(joined)]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None  # some line is not routed; each is looked at on its own
+
+    def _route(self, value: Any) -> Contract | EventFailure:
+        """The contract of a routed event. The common shape, ``{contract, version?, payload}``,
+        is looked up in a small cache; anything else goes through ``Checker.route``."""
+        if type(value) is dict and "payload" in value and len(value) <= 3:
+            version = value.get("version")
+            key = (value.get("contract"), version, type(version))  # True is not version 1
+            cached = self._routes.get(key)
+            if cached is not None and len(value) == (2 if version is None else 3):
+                return cached
+        else:
+            key = None
+        routed = self.checker.route(value)
+        if isinstance(routed, EventFailure):
+            return routed
+        if key is not None and len(self._routes) < 1024:
+            self._routes[key] = routed[0]
+        return routed[0]
+
+    def _unparsed(
+        self, out: IngestBlock, data: bytes, source: str, line: int, problem: ParseProblem
+    ) -> None:
+        forced = self.checker.contract
+        self.dead(
+            out,
+            data,
+            source,
+            line,
+            problem.reason,
+            [Issue("", problem.rule, problem.message)],
+            forced.name if forced else None,
+            forced.version if forced else None,
+        )
+
+    def dead(
         self,
         out: IngestBlock,
         data: bytes,
@@ -160,6 +203,7 @@ class Enveloper:
         contract: str | None,
         version: int | None,
     ) -> None:
+        """Add a dead letter for ``data`` to ``out``, with its counts."""
         uid, received_at, dt = self.clock.next(self._received_ns)
         out.dead.setdefault(dt, bytearray()).extend(
             dead_letter(uid, received_at, data, reason, issues, contract, version, source, line)

@@ -285,7 +285,7 @@ class Intake:
     ) -> IngestBlock:
         out = IngestBlock(bytes=len(body), lines=1)
         # Enveloper._dead fills the buffers and the metric counters exactly as ingest does.
-        self._enveloper(None)._dead(
+        self._enveloper(None).dead(
             out, body, source, line, reason, [Issue("", rule, message)], contract, version
         )
         return out

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from datetime import UTC, datetime
+
+# The module-level generator is seeded from the OS and reseeded in a forked child, so worker
+# processes never share random bits; ids need uniqueness, not secrecy.
+_random_bits = random.getrandbits
 
 
 class IdClock:
@@ -23,21 +27,33 @@ class IdClock:
         self._second = -1
         self._prefix = ""
         self._dt = ""
+        self._ms = -1
+        self._ms_text = ""
 
     def next(self, at_ns: int | None = None) -> tuple[str, str, str]:
         micros_now = (time.time_ns() if at_ns is None else at_ns) // 1000
         if micros_now <= self._last_us:
             micros_now = self._last_us + 1
         self._last_us = micros_now
-        ms, sub_ms = divmod(micros_now, 1000)
-        rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-        value = (ms << 80) | (0x7 << 76) | ((sub_ms * 4096 // 1000) << 64) | (0b10 << 62) | rand
-        hexed = f"{value:032x}"
-        uid = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
         second, micros = divmod(micros_now, 1_000_000)
         if second != self._second:
-            self._second = second
-            stamp = datetime.fromtimestamp(second, UTC)
-            self._prefix = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-            self._dt = stamp.strftime("%Y-%m-%d")
+            self._tick(second)
+        ms_in_second, sub_ms = divmod(micros, 1000)
+        ms_hex = self._ms_hex(second * 1000 + ms_in_second)
+        # Variant bits 10, then 62 random bits: 16 hex digits, split 4 + 12.
+        tail = "%016x" % (0x8000_0000_0000_0000 | _random_bits(62))
+        uid = f"{ms_hex}7{sub_ms * 4096 // 1000:03x}-{tail[:4]}-{tail[4:]}"
         return uid, f"{self._prefix}.{micros:06d}Z", self._dt
+
+    def _tick(self, second: int) -> None:
+        self._second = second
+        stamp = datetime.fromtimestamp(second, UTC)
+        self._prefix = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+        self._dt = stamp.strftime("%Y-%m-%d")
+
+    def _ms_hex(self, ms: int) -> str:
+        if ms != self._ms:
+            self._ms = ms
+            text = f"{ms:012x}"
+            self._ms_text = f"{text[:8]}-{text[8:]}-"
+        return self._ms_text
