@@ -10,12 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-
-pytest.importorskip("fastapi", reason="logkit serve needs the serve extra")
-httpx = pytest.importorskip("httpx")
-
-from serving import Server  # noqa: E402
+from serving import Server
 
 #: Seconds the shared server gives a client for its headers, then for its body.
 CLIENT_TIMEOUT = 2

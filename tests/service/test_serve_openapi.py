@@ -8,14 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
 from serving import EXAMPLE_REGISTRY, Server
 
 from logkit.registry import Registry
 from logkit.schemawalk import subschemas
 from logkit.service import openapi
-
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 
 REGISTRY = Registry.load(EXAMPLE_REGISTRY)
 DOCUMENT = openapi.build(REGISTRY, version="0", max_line_bytes=1024, max_body_bytes=4096)

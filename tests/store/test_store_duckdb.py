@@ -9,10 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pytest
 from storekit import LOGKIT, Contents, env, make_lines, open_segments, read_store
-
-duckdb = pytest.importorskip("duckdb")
 
 #: The query of the issue, as is (DuckDB infers the payload's type across contracts).
 QUERY = """
