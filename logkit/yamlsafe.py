@@ -34,7 +34,17 @@ class YamlError(ValueError):
 
 
 class _JsonSafeLoader(_BaseLoader):
-    pass
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # The C parser asks for the tag of every node it composes. This is Resolver.resolve for
+        # scalars without its per-call list building, and without path resolvers (this loader
+        # has none).
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _SCALAR_RESOLVERS.get(value[:1], _WILDCARD):
+                    if regexp.match(value):
+                        return tag
+            return self.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
 
 # Numbers as JSON writes them (YAML 1.2's core schema), plus YAML's spelled-out infinities and
@@ -69,6 +79,17 @@ for _first in "-+0123456789.":
     )
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+# Per first character, the implicit resolvers a plain scalar is tried against (the wildcard
+# ones last), as Resolver.resolve combines them on every call.
+_WILDCARD: list[tuple[str, re.Pattern[str]]] = _JsonSafeLoader.yaml_implicit_resolvers.get(None, [])
+_SCALAR_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {
+    first: resolvers + _WILDCARD
+    for first, resolvers in _JsonSafeLoader.yaml_implicit_resolvers.items()
+    if first is not None
+}
+
+
 def _construct_mapping(loader: _JsonSafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
     loader.flatten_mapping(node)
     result: dict[str, Any] = {}
@@ -82,7 +103,10 @@ def _construct_mapping(loader: _JsonSafeLoader, node: yaml.MappingNode) -> dict[
         key = str(key_node.value)
         if key in result:
             raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
-        result[key] = loader.construct_object(value_node, deep=True)
+        if isinstance(value_node, yaml.ScalarNode) and value_node.tag == _STR_TAG:
+            result[key] = value_node.value  # what construct_object returns, minus its overhead
+        else:
+            result[key] = loader.construct_object(value_node, deep=True)
     return result
 
 
