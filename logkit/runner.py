@@ -43,7 +43,9 @@ def auto_workers(sources: list[inputs.Source]) -> int:
     """One process for small inputs; every core for large ones."""
     if inputs.total_size(sources) < PARALLEL_MIN_BYTES:
         return 1
-    return max(1, min(os.cpu_count() or 1, 8))
+    # The cores this process may run on (a container or taskset may allow fewer than exist).
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
 
 
 def results(

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from logkit.errors import LogkitError, UnknownContractError
 from logkit.explain import explain
-from logkit.parse import BlockDecoder, Limits, ParseProblem, depth, too_deep
+from logkit.parse import BlockDecoder, Limits, ParseProblem, deeper_than, depth, too_deep
 from logkit.registry import NAME_RE, Contract, ContractRef, Registry
 from logkit.results import EventFailure, Issue
 
@@ -177,7 +177,7 @@ class Checker:
                 continue
             for offset in compress(range(len(flags)), map(not_, flags)):
                 line, value = first_line + index + offset, decoded[offset]
-                if self._depth_capped and depth(value) > limits.max_depth:
+                if self._depth_capped and deeper_than(value, limits.max_depth):
                     self._parse_failure(too_deep(limits), source, line, result)
                 else:
                     failures.append(
