@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,6 +158,10 @@ def parse_document(path: Path, data: bytes) -> Any:
         raise RegistryError.at(path, f"invalid JSON: {exc}") from exc
 
 
+def _pointer_lines(path: Path, data: bytes) -> dict[str, int]:
+    return yamlsafe.pointer_lines(data)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -174,7 +178,8 @@ def _no_constant(name: str) -> Any:
 
 
 class DocumentCache:
-    """Parsed YAML registry files kept on disk between runs, one JSON file per registry.
+    """What parsing a registry's files gave, kept on disk between runs: one JSON file per
+    registry and ``kind`` (their documents; their line maps, which only text reports need).
 
     pre-commit runs check-compat over and over on a registry that barely changes, and parsing
     YAML is most of loading it. An entry is used only while its file has the same size, mtime,
@@ -187,9 +192,9 @@ class DocumentCache:
     VERSION = 1
     SETTLE_NS = 2_000_000_000
 
-    def __init__(self, folder: Path, root: Path) -> None:
+    def __init__(self, folder: Path, root: Path, kind: str = "documents") -> None:
         digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-        self.file = folder / f"registry-{digest}.json"
+        self.file = folder / f"registry-{digest}-{kind}.json"
         self.entries: dict[str, list[Any]] = {}
         self.changed = False
         try:
@@ -204,18 +209,20 @@ class DocumentCache:
     def _key(stat: os.stat_result) -> list[int]:
         return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
-    def read(self, path: Path) -> Any:
-        """The parsed document at ``path``: from the cache when the file is unchanged."""
+    def read(self, path: Path, parse: Callable[[Path, bytes], Any] | None = None) -> Any:
+        """``parse(path, bytes)`` (default: the document), from the cache if the file is
+        unchanged. The result must be JSON data."""
+        parse = parse or parse_document
         try:
             stat = path.stat()
         except OSError:
-            return read_document(path)
+            return parse(path, _read_bytes(path))
         key = self._key(stat)
         entry = self.entries.get(str(path))
         if isinstance(entry, list) and len(entry) == 2 and entry[0] == key:
             return entry[1]
         data = _read_bytes(path)
-        document = parse_document(path, data)
+        document = parse(path, data)
         settled = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > self.SETTLE_NS
         if settled and b"&" not in data and self._key(path.stat()) == key:
             self.entries[str(path)] = [key, document]
@@ -246,7 +253,7 @@ class DocumentCache:
 class Registry:
     """A folder of versioned contracts. Load with ``Registry.load(path)``."""
 
-    def __init__(self, root: Path, cache: DocumentCache | None = None) -> None:
+    def __init__(self, root: Path, cache: Path | None = None) -> None:
         self.root = root
         self.contracts: dict[str, dict[int, Contract]] = {}
         self.problems: list[Problem] = []
@@ -254,7 +261,9 @@ class Registry:
         self._validators: dict[tuple[str, int], jsonschema_rs.Validator] = {}
         self._documents: dict[Path, Any] = {}
         self._retrieved: dict[str, Any] = {}
-        self._cache = cache
+        self._cache_folder = cache
+        self._cache = DocumentCache(cache, root) if cache is not None else None
+        self._lines: DocumentCache | None = None  # opened by the first pointer_lines call
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -281,7 +290,7 @@ class Registry:
             hint = "" if root.exists() else " (set --registry or LOGKIT_REGISTRY)"
             raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
         resolved = root.resolve()
-        registry = cls(resolved, DocumentCache(cache, resolved) if cache is not None else None)
+        registry = cls(resolved, cache)
         registry._scan(only)
         if strict and registry.errors:
             first = registry.errors[0]
@@ -383,10 +392,21 @@ class Registry:
                 self._documents[path] = read_document(path)
         return self._documents[path]
 
+    def pointer_lines(self, path: Path) -> dict[str, int]:
+        """Each JSON pointer of a registry file and its line, for reports: parsed once per run,
+        and kept in the cache, if there is one, with the documents."""
+        if self._cache_folder is None:
+            return yamlsafe.pointer_lines(_read_bytes(path))
+        if self._lines is None:
+            self._lines = DocumentCache(self._cache_folder, self.root, "lines")
+        lines: dict[str, int] = self._lines.read(path, _pointer_lines)
+        return lines
+
     def save_cache(self) -> None:
-        """Store the documents parsed in this run for the next (no-op without a cache)."""
-        if self._cache is not None:
-            self._cache.save()
+        """Store what this run parsed for the next (no-op without a cache)."""
+        for cache in (self._cache, self._lines):
+            if cache is not None:
+                cache.save()
 
     # -- lookup ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from logkit.compat import (
     plan,
     required_relations,
 )
-from logkit.errors import ConfigError, UsageError
+from logkit.errors import ConfigError, RegistryError, UsageError
 from logkit.registry import Contract, Registry, did_you_mean
 from logkit.reporters import make_reporter
 from logkit.reporters.base import Outcome
@@ -182,19 +182,27 @@ def _relative(path: str, cwd: Path | None = None) -> str:
         return path
 
 
-def line_of(file: str, pointer: str, cache: dict[str, dict[str, int]] | None = None) -> int | None:
+def line_of(
+    file: str,
+    pointer: str,
+    cache: dict[str, dict[str, int]] | None = None,
+    registry: Registry | None = None,
+) -> int | None:
     """The line of ``pointer`` (or of its nearest ancestor present) in a YAML/JSON file.
 
     ``cache`` keeps each file's line map for the rest of a run: one parse per file, however
-    many findings it has.
+    many findings it has; ``registry`` reads it through the registry's on-disk cache.
     """
     from logkit import yamlsafe
 
     cache = {} if cache is None else cache
     if file not in cache:
         try:
-            cache[file] = yamlsafe.pointer_lines(Path(file).read_bytes())
-        except (OSError, ValueError):
+            if registry is not None:
+                cache[file] = registry.pointer_lines(Path(file))
+            else:
+                cache[file] = yamlsafe.pointer_lines(Path(file).read_bytes())
+        except (OSError, ValueError, RegistryError):
             cache[file] = {}
     lines = cache[file]
     while True:
@@ -334,7 +342,6 @@ def check_compat(
     else:
         names = registry.names()
     results = run_pairs(registry, names, options)
-    registry.save_cache()
     records: list[tuple[str, PairResult, Change]] = []
     for name, result in results:
         for change in result.changes:
@@ -393,6 +400,7 @@ def check_compat(
         }
         out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
         err.write(line + "\n")
+        registry.save_cache()
         return 0 if ok else 1
     reporter = make_reporter(options.fmt, out, err, color=options.color, tool="logkit check-compat")
     # A file has many findings: its line map and its relative path are worked out once.
@@ -410,7 +418,11 @@ def check_compat(
         reporter.finding(
             Finding(
                 relative[result.new.file],
-                line_of(result.new.file, change.new_pointer, lines) if change.new_pointer else None,
+                (
+                    line_of(result.new.file, change.new_pointer, lines, registry)
+                    if change.new_pointer
+                    else None
+                ),
                 pointer,
                 change.rule,
                 describe(result, change),
@@ -421,4 +433,5 @@ def check_compat(
     for finding, _ in published:
         reporter.finding(finding)
     reporter.finish(Outcome(ok=ok, line=line, counts=counts))
+    registry.save_cache()  # after the reports, which read line maps through it
     return 0 if ok else 1
