@@ -189,7 +189,7 @@ class DocumentCache:
     The loader yields JSON data only, so a JSON round trip gives back exactly what it parsed.
     """
 
-    VERSION = 1
+    VERSION = 1  # bump whenever yamlsafe's output or the entry format changes
     SETTLE_NS = 2_000_000_000
 
     def __init__(self, folder: Path, root: Path, kind: str = "documents") -> None:
