@@ -10,6 +10,7 @@ the structural diff and the witness generator can read without a registry.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -22,10 +23,24 @@ _DROP = frozenset({"$defs", "definitions", "$id", "$anchor", "$dynamicAnchor", "
 _SUB_MAPS = tuple(k for k in MAPS if k not in ("$defs", "definitions"))
 
 
-@lru_cache(maxsize=4096)
 def _target(base: str, ref: str) -> tuple[str, str, str]:
-    """``(target URI, document URI, fragment)`` of ``ref`` written in ``base``: every version
-    repeats the same few references, and URL parsing is most of inlining's time."""
+    """``(target URI, document URI, fragment)`` of ``ref`` written in ``base``.
+
+    Every version repeats the same few references, and URL parsing was most of inlining's time,
+    so results are cached. A reference with a path resolves against the base's folder, never its
+    last segment (RFC 3986 5.2.3), so for a plain ``file:`` base the folder is the key, and the
+    versions side by side in a contract's folder share the entry.
+    """
+    if ref[:1] not in ("", "#", "?") and base.startswith("file:///") and not _QUERY.search(base):
+        base = base[: base.rindex("/") + 1]
+    return _joined(base, ref)
+
+
+_QUERY = re.compile(r"[?#;]")  # parts of a base URI that its last segment would carry
+
+
+@lru_cache(maxsize=4096)
+def _joined(base: str, ref: str) -> tuple[str, str, str]:
     target = urljoin(base, ref)
     document, fragment = urldefrag(target)
     return target, document, fragment
