@@ -25,6 +25,8 @@ from logkit.results import EventFailure, Issue
 ROUTING_KEYS = frozenset({"contract", "version", "payload"})
 #: Envelope fields a routed event may carry along (re-validating a store's output is fine).
 ENVELOPE_KEYS = frozenset({"id", "received_at", "source", "producer"})
+#: Routes remembered per checker; a registry has far fewer contract versions than this.
+MAX_ROUTES = 4096
 
 
 @dataclass
@@ -98,17 +100,21 @@ class Checker:
                 '{"contract": NAME, "payload": {...}} or pass --contract NAME',
             )
         contract_name = name if isinstance(name, str) else None
-        if isinstance(name, str) and (version is None or isinstance(version, int)):
-            route = self._routes.get((name, version))
-            if route is None:
-                route = self._routes[(name, version)] = self._resolve(name, version)
-        else:
+        # `true == 1` in Python: a bool version must never share version 1's cache entry.
+        exact_version = version is None or type(version) is int
+        route = (
+            self._routes.get((name, version)) if isinstance(name, str) and exact_version else None
+        )
+        if route is None:
             route = self._resolve(name, version)
+            # Only contracts that exist are remembered: a stream naming ever new unknown
+            # contracts or versions must not grow memory.
+            if not isinstance(route, Issue) and exact_version and len(self._routes) < MAX_ROUTES:
+                self._routes[(name, version)] = route
         if isinstance(route, Issue):
             reason = "unknown_contract" if route.rule == "unknown_contract" else "invalid"
-            return EventFailure(
-                "", 0, reason, [route], contract_name, version if isinstance(version, int) else None
-            )
+            known_version = version if type(version) is int else None
+            return EventFailure("", 0, reason, [route], contract_name, known_version)
         contract, _ = route
         extra = value.keys() - ROUTING_KEYS - ENVELOPE_KEYS
         if "payload" not in value or extra:

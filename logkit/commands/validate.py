@@ -67,7 +67,9 @@ def validate(options: ValidateOptions) -> int:
         per_contract.update(result.per_contract)
         for failure in result.failures:
             invalid += 1
-            if failure.contract is not None and failure.version is not None:
+            # Only contracts that exist are counted: unknown names and versions are data, and
+            # a stream of ever new ones must not grow memory.
+            if failure.reason == "invalid" and failure.version is not None and failure.contract:
                 invalid_per_contract[(failure.contract, str(failure.version))] += 1
             reporter.event(failure)
             if options.max_errors is not None and invalid >= options.max_errors:

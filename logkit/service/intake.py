@@ -41,8 +41,6 @@ _ID_END = _ID_START + 36
 _STAMP_START = _ID_END + len(_STAMP_KEY)
 _STAMP_END = _STAMP_START + 27
 
-MAX_REMEMBERED_ROUTES = 10_000
-
 _decode_record = msgspec.json.Decoder().decode
 _raw_items = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
@@ -189,7 +187,6 @@ class Intake:
     def jsonl(self, body: bytes, source: str) -> tuple[IngestBlock, list[Answer], list[int]]:
         """Routed events, one per line; answers in line order, with their line numbers."""
         out = self._enveloper(None).block(body, 1, source)
-        self._trim_routes()
         lines = _event_lines(body)
         return out, self.answers(out, lines), lines
 
@@ -217,18 +214,10 @@ class Intake:
             )
         flat = [_flatten(item) for item in items]
         out = self._enveloper(None).block(b"".join(item + b"\n" for item in flat), 1, source)
-        self._trim_routes()
         originals = {i + 1: items[i] for i in range(len(items)) if flat[i] is not items[i]}
         if originals:
             self._restore_raw(out, originals, source)
         return out, self.answers(out, list(range(1, len(items) + 1))), list(range(len(items)))
-
-    def _trim_routes(self) -> None:
-        """The Checker remembers every (contract, version) a routed event named, unknown ones
-        too; a service must not let clients grow that without end."""
-        routes = getattr(self._enveloper(None).checker, "_routes", None)
-        if isinstance(routes, dict) and len(routes) > MAX_REMEMBERED_ROUTES:
-            routes.clear()
 
     # -- reading the Enveloper's output --------------------------------------------------
 

@@ -552,12 +552,6 @@ def test_memory_does_not_grow_with_input_size(tmp_path: Path, workers: str) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation.py: Checker._routes caches every distinct (contract, version) an event "
-    "names, failures included, with no bound: a stream naming ever new unknown versions or "
-    "contracts grows memory without limit (reported)",
-)
 def test_memory_does_not_grow_with_distinct_unknown_routes(tmp_path: Path) -> None:
     line = '{{"contract": "search", "version": {}, "payload": {{}}}}\n'
     small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"

@@ -10,6 +10,7 @@ from logkit.parse import Limits
 from logkit.registry import Registry
 from logkit.service import intake as intake_module
 from logkit.service.intake import Intake
+from logkit.validation import MAX_ROUTES
 
 REGISTRY = Registry.load(EXAMPLE_REGISTRY)
 
@@ -58,7 +59,7 @@ def test_an_envelope_layout_it_does_not_know_is_read_as_json() -> None:
 
 def test_unknown_routes_are_not_remembered_without_end() -> None:
     intake = Intake(REGISTRY, Limits())
-    for start in range(0, 3 * intake_module.MAX_REMEMBERED_ROUTES, 5_000):
+    for start in range(0, 3 * MAX_ROUTES, 5_000):
         body = "".join(
             json.dumps({"contract": f"nope{n}", "payload": {}}) + "\n"
             for n in range(start, start + 5_000)
@@ -66,4 +67,4 @@ def test_unknown_routes_are_not_remembered_without_end() -> None:
         _out, answers, _ = intake.jsonl(body, "test")
         assert {a.reason for a in answers} == {"unknown_contract"}
         routes = intake._enveloper(None).checker._routes
-        assert len(routes) <= intake_module.MAX_REMEMBERED_ROUTES
+        assert len(routes) <= MAX_ROUTES
