@@ -362,7 +362,8 @@ class Registry:
                 versions[version] = Contract(folder.name, version, file, {})
                 continue
             try:
-                schema = self.document(file)
+                resolved = file.resolve()
+                schema = self._document(resolved)
             except RegistryError as exc:
                 self._problem(file, "parse", exc.detail, line=exc.line)
                 continue
@@ -370,7 +371,7 @@ class Registry:
                 self._problem(file, "not-a-schema", "a contract must be a JSON Schema object")
                 continue
             schema_dict = schema if isinstance(schema, dict) else {}
-            versions[version] = Contract(folder.name, version, file.resolve(), schema_dict)
+            versions[version] = Contract(folder.name, version, resolved, schema_dict)
         if versions:
             if parse:
                 self.contracts[folder.name] = dict(sorted(versions.items()))
@@ -384,7 +385,10 @@ class Registry:
 
     def document(self, path: Path) -> Any:
         """A registry file's parsed content, read once."""
-        path = path.resolve()
+        return self._document(path.resolve())
+
+    def _document(self, path: Path) -> Any:
+        # ``path`` is resolved (resolving costs several system calls, and a file is met twice)
         if path not in self._documents:
             if self._cache is not None and path.suffix != ".json":  # JSON parses fast enough
                 self._documents[path] = self._cache.read(path)
@@ -500,7 +504,7 @@ class Registry:
             raise RemoteRefError(uri, outside=True)
         if not path.is_file():
             raise MissingRefError(uri)
-        return self.document(path)
+        return self._document(path)
 
     def validate(self, contract: str | ContractRef | Contract, event: Any) -> list[Issue]:
         """Check one event; an empty list means it is valid."""
