@@ -363,6 +363,9 @@ def diagnose(data: bytes, limits: Limits, detail: str = "") -> ParseProblem:
         return ParseProblem(
             "too_deep", f"nesting is deeper than the limit of {limits.max_depth} levels"
         )
+    if "recursion" in detail:
+        # Deeper than the parser itself goes (about a thousand levels), whatever the limit.
+        return ParseProblem("too_deep", "nesting is deeper than logkit's parser can follow")
     if "out of range" in detail:
         return ParseProblem(
             "malformed_json",
@@ -372,7 +375,8 @@ def diagnose(data: bytes, limits: Limits, detail: str = "") -> ParseProblem:
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
-        return ParseProblem("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}")
+        message = exc.msg.removesuffix(" at")  # "Invalid control character at"
+        return ParseProblem("malformed_json", f"invalid JSON: {message} at column {exc.colno}")
     except (ValueError, RecursionError) as exc:
         return ParseProblem("malformed_json", f"invalid JSON: {exc}")
     surrogate = _SURROGATE.search(data)

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from logkit import inputs, yamlsafe
 from logkit.errors import InputError
-from logkit.parse import ParseProblem, decode
+from logkit.parse import BOM, ParseProblem, decode
 from logkit.registry import ContractRef, Registry
 from logkit.results import EventFailure, Issue
 from logkit.validation import BlockResult, Checker
@@ -114,12 +114,20 @@ def check_document(checker: Checker, source: inputs.Source) -> BlockResult:
     result = BlockResult()
     data = inputs.read_all(source)
     if source.kind == "json":
+        # A BOM at the very start is an editor's habit, as in JSONL files.
+        data = data.removeprefix(BOM)
         try:
             checker.check_value(decode(data, checker.limits), source.name, 1, result)
         except ParseProblem as problem:
+            forced = checker.contract
             result.failures.append(
                 EventFailure(
-                    source.name, 1, problem.reason, [Issue("", problem.rule, problem.message)]
+                    source.name,
+                    1,
+                    problem.reason,
+                    [Issue("", problem.rule, problem.message)],
+                    forced.name if forced else None,
+                    forced.version if forced else None,
                 )
             )
         return result

@@ -199,12 +199,6 @@ def test_far_too_deep_input_is_refused_without_a_crash() -> None:
     assert problem(b"[" * 100_000).reason == "too_deep"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse.py: with max_depth raised above the parser's own recursion limit (~1000), "
-    "valid deep JSON is reported as malformed_json 'maximum recursion depth exceeded' "
-    "(reported)",
-)
 def test_a_raised_depth_limit_never_calls_deep_valid_json_malformed() -> None:
     found = problem(b"[" * 2000 + b"]" * 2000, Limits(max_depth=5000))
     assert found.reason == "too_deep", found.message

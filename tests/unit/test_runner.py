@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from logkit import inputs, parse, runner
+from logkit import inputs, parse, runner, validation
 from logkit.errors import InputError
 from logkit.parse import Limits, decode
 from logkit.registry import Registry
@@ -171,6 +172,75 @@ def test_the_block_checker_gives_each_line_the_verdict_of_decode(
                 else:
                     found.extend(enumerate(item, index))
             assert found == expected, lines
+
+
+CAPS = {
+    "flat": (
+        {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}},
+        1,
+    ),
+    "nested": (
+        {
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": {"$ref": "../_shared/common.yaml#/$defs/point"},
+            },
+        },
+        3,
+    ),
+    "open": ({"type": "object"}, None),  # any depth is valid
+    "recursive": (
+        {
+            "$ref": "#/$defs/node",
+            "$defs": {"node": {"type": "object", "additionalProperties": {"$ref": "#/$defs/node"}}},
+        },
+        None,
+    ),
+    "no_items": ({"type": "array"}, None),
+    "branches": (
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "integer"}}]},
+        1,
+    ),
+}
+
+
+def caps_registry(root: Path) -> Registry:
+    shared = {"$defs": {"point": {"type": "object", "additionalProperties": {"type": "number"}}}}
+    (root / "_shared").mkdir(parents=True)
+    (root / "_shared" / "common.yaml").write_text(json.dumps(shared))
+    for name, (schema, _) in CAPS.items():
+        (root / name).mkdir()
+        (root / name / "1.json").write_text(
+            json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema})
+        )
+    return Registry.load(root)
+
+
+def test_depth_bounds_of_contracts(tmp_path: Path) -> None:
+    registry = caps_registry(tmp_path / "registry")
+    found = {name: validation.depth_bound(registry, registry.get(name)) for name in CAPS}
+    assert found == {name: cap if cap is not None else math.inf for name, (_, cap) in CAPS.items()}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_too_deep_is_found_whether_or_not_the_contract_caps_depth(
+    tmp_path: Path, workers: int
+) -> None:
+    registry = caps_registry(tmp_path / "registry")
+    deep = compact({"a": [[[[[[["x"]]]]]]]}) + b"\n"  # depth 8
+    ok = compact({"a": "x"}) + b"\n"
+    path = tmp_path / "events.jsonl"
+    path.write_bytes((ok * 50 + deep) * 20)
+    for name in ("flat", "open"):  # depth capped at 1; not capped
+        checker = Checker(registry, registry.get(name), Limits(max_depth=4))
+        job = runner.Job(registry.root, name, 1 << 20, 4)
+        results = [
+            r for _, r in runner.results(checker, job, inputs.discover([str(path)]), workers)
+        ]
+        failures = [(f.line, f.reason) for r in results for f in r.failures]
+        assert failures == [(51 * k, "too_deep") for k in range(1, 21)], name
+        assert sum(r.valid for r in results) == 1000
 
 
 def test_thousands_of_bad_lines_in_a_row_are_each_reported() -> None:
