@@ -58,18 +58,30 @@ def _issues(error: jsonschema_rs.ValidationError) -> list[Issue]:
             issues = [leaf for sub in best for leaf in _issues(sub)]
             note = f" (closest of {len(branches)} {keyword} alternatives)"
             # A nested anyOf/oneOf has already said which alternative it picked.
-            return [i if _NOTED in i.message else Issue(i.path, i.rule, i.message + note)
-                    for i in issues]
+            return [
+                i if _NOTED in i.message else Issue(i.path, i.rule, i.message + note)
+                for i in issues
+            ]
     if kind == "AdditionalProperties":
         unexpected: list[str] = details.unexpected
-        return [Issue(f"{where}/{pointer([name])[1:]}", "additionalProperties",
-                      f"property {name!r} is not allowed by the contract") for name in unexpected]
+        return [
+            Issue(
+                f"{where}/{pointer([name])[1:]}",
+                "additionalProperties",
+                f"property {name!r} is not allowed by the contract",
+            )
+            for name in unexpected
+        ]
     if kind == "Required":
         name = details.property
         if error.schema_path and error.schema_path[-1] == "dependentRequired":
-            return [Issue(where, "dependentRequired",
-                          f"missing property {name!r}, required by another property that "
-                          "is present")]
+            return [
+                Issue(
+                    where,
+                    "dependentRequired",
+                    f"missing property {name!r}, required by another property that is present",
+                )
+            ]
         return [Issue(where, "required", f"missing required property {name!r}")]
     if kind == "PropertyNames":
         # The error is about a key, not a value; jsonschema-rs words it like a value's.
@@ -77,13 +89,15 @@ def _issues(error: jsonschema_rs.ValidationError) -> list[Issue]:
     return [Issue(where, _rule(error, kind), _message(error, kind))]
 
 
-def _best_branch(branches: list[list[jsonschema_rs.ValidationError]],
-                 depth: int) -> list[jsonschema_rs.ValidationError] | None:
+def _best_branch(
+    branches: list[list[jsonschema_rs.ValidationError]], depth: int
+) -> list[jsonschema_rs.ValidationError] | None:
     def score(errors: list[jsonschema_rs.ValidationError]) -> tuple[int, int, int]:
         # A type error at the alternative's own level means the branch describes another kind
         # of value altogether: the least relevant explanation.
-        wrong_type = any(type(e.kind).__name__ == "Type" and len(e.instance_path) == depth
-                         for e in errors)
+        wrong_type = any(
+            type(e.kind).__name__ == "Type" and len(e.instance_path) == depth for e in errors
+        )
         deepest = max((len(e.instance_path) for e in errors), default=0)
         return (1 if wrong_type else 0, len(errors), -deepest)
 
@@ -92,9 +106,14 @@ def _best_branch(branches: list[list[jsonschema_rs.ValidationError]],
 
 
 _KIND_RULES = {
-    "AnyOf": "anyOf", "OneOfNotValid": "oneOf", "OneOfMultipleValid": "oneOf",
-    "FalseSchema": "false", "Constant": "const", "Referencing": "$ref",
-    "FromUtf8": "contentEncoding", "BacktrackLimitExceeded": "pattern",
+    "AnyOf": "anyOf",
+    "OneOfNotValid": "oneOf",
+    "OneOfMultipleValid": "oneOf",
+    "FalseSchema": "false",
+    "Constant": "const",
+    "Referencing": "$ref",
+    "FromUtf8": "contentEncoding",
+    "BacktrackLimitExceeded": "pattern",
     "RegexEngineFailure": "pattern",
 }
 

@@ -71,8 +71,9 @@ def _read_file_settings(cwd: Path) -> tuple[dict[str, Any], Path | None]:
     return {}, None
 
 
-def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None,
-                  **flags: Any) -> Settings:
+def load_settings(
+    cwd: Path | None = None, env: Mapping[str, str] | None = None, **flags: Any
+) -> Settings:
     """Resolve settings; ``flags`` holds command-line values (None when not given)."""
     cwd = cwd or Path.cwd()
     environ: Mapping[str, str] = os.environ if env is None else env
@@ -83,7 +84,8 @@ def load_settings(cwd: Path | None = None, env: Mapping[str, str] | None = None,
         for key, value in data.items():
             if key not in KNOWN_KEYS:
                 settings.warnings.append(
-                    f"{origin}: unknown setting {key!r}{did_you_mean(key, KNOWN_KEYS)}")
+                    f"{origin}: unknown setting {key!r}{did_you_mean(key, KNOWN_KEYS)}"
+                )
                 continue
             _apply(settings, key, value, str(origin), base=origin.parent)
     for key in KNOWN_KEYS:
@@ -109,8 +111,7 @@ def _apply(settings: Settings, key: str, value: Any, origin: str, base: Path | N
                 raise TypeError(value)
             number = int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{origin}: {key} must be a whole number, "
-                              f"found {value!r}") from None
+            raise ConfigError(f"{origin}: {key} must be a whole number, found {value!r}") from None
         if number < 1:
             raise ConfigError(f"{origin}: {key} must be at least 1, found {number}")
         setattr(settings, key, number)

@@ -9,8 +9,9 @@ from logkit.reporters.base import Reporter
 FORMATS = ("text", "json", "github", "junit")
 
 
-def make_reporter(fmt: str, out: IO[str], err: IO[str], *, color: bool | None = None,
-                  tool: str = "logkit") -> Reporter:
+def make_reporter(
+    fmt: str, out: IO[str], err: IO[str], *, color: bool | None = None, tool: str = "logkit"
+) -> Reporter:
     """The reporter for a ``--format`` value."""
     if fmt == "json":
         from logkit.reporters.json import JsonReporter

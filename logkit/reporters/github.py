@@ -9,8 +9,12 @@ _LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def escape_data(text: str) -> str:
-    return (text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            .translate(SURROGATE_ESCAPES))
+    return (
+        text.replace("%", "%25")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+        .translate(SURROGATE_ESCAPES)
+    )
 
 
 def escape_property(text: str) -> str:
@@ -22,10 +26,8 @@ class GithubReporter(Reporter):
         props = [f"file={escape_property(finding.file)}"]
         if finding.line:
             props.append(f"line={finding.line}")
-        title = f"{self.tool} {finding.rule}" + (f" ({finding.subject})" if finding.subject
-                                                  else "")
+        title = f"{self.tool} {finding.rule}" + (f" ({finding.subject})" if finding.subject else "")
         props.append(f"title={escape_property(title)}")
         pointer = finding.pointer or "(root)"
         message = escape_data(f"{pointer}: {finding.message}")
-        self.out.write(f"::{_LEVEL.get(finding.severity, 'error')} {','.join(props)}::"
-                       f"{message}\n")
+        self.out.write(f"::{_LEVEL.get(finding.severity, 'error')} {','.join(props)}::{message}\n")

@@ -21,8 +21,12 @@ class JsonReporter(Reporter):
         self.results.append(finding.as_dict())
 
     def finish(self, outcome: Outcome) -> None:
-        document = {"tool": self.tool, "ok": outcome.ok, "summary": outcome.counts,
-                    "results": self.results}
+        document = {
+            "tool": self.tool,
+            "ok": outcome.ok,
+            "summary": outcome.counts,
+            "results": self.results,
+        }
         text = json.dumps(document, ensure_ascii=False, indent=2)
         # A raw surrogate can only sit inside a JSON string, where its \u escape means the same.
         self.out.write(text.translate(SURROGATE_ESCAPES) + "\n")

@@ -28,18 +28,26 @@ class JunitReporter(Reporter):
 
     def finish(self, outcome: Outcome) -> None:
         errors = [f for f in self.findings if f.severity == "error"]
-        suite = ET.Element("testsuite", name=self.tool, tests=str(max(len(self.findings), 1)),
-                           failures=str(len(errors)), errors="0", skipped="0")
+        suite = ET.Element(
+            "testsuite",
+            name=self.tool,
+            tests=str(max(len(self.findings), 1)),
+            failures=str(len(errors)),
+            errors="0",
+            skipped="0",
+        )
         for finding in self.findings:
             where = f"{finding.file}:{finding.line}" if finding.line else finding.file
             name = f"{where} {finding.pointer or '(root)'}"
-            case = ET.SubElement(suite, "testcase", classname=_clean(finding.subject or
-                                                                       finding.file),
-                                 name=_clean(name))
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=_clean(finding.subject or finding.file),
+                name=_clean(name),
+            )
             text = _clean(f"[{finding.rule}] {finding.message}")
             if finding.severity == "error":
-                failure = ET.SubElement(case, "failure", type=_clean(finding.rule),
-                                        message=text)
+                failure = ET.SubElement(case, "failure", type=_clean(finding.rule), message=text)
                 failure.text = text
             else:
                 out = ET.SubElement(case, "system-out")

@@ -35,8 +35,9 @@ def use_color(stream: IO[str], color: bool | None) -> bool:
 class TextReporter(Reporter):
     """``file:line: subject pointer [rule] message`` per finding; summary on stderr."""
 
-    def __init__(self, out: IO[str], err: IO[str], *, color: bool | None = None,
-                 tool: str = "logkit") -> None:
+    def __init__(
+        self, out: IO[str], err: IO[str], *, color: bool | None = None, tool: str = "logkit"
+    ) -> None:
         super().__init__(out, err, tool=tool)
         self.color = use_color(out, color)
         self.err_color = use_color(err, color)
@@ -44,16 +45,22 @@ class TextReporter(Reporter):
         self._err_console = _console(err) if self.err_color else None
 
     def finding(self, finding: Finding) -> None:
-        finding = replace(finding, file=printable(finding.file),
-                          pointer=printable(finding.pointer), rule=printable(finding.rule),
-                          message=printable(finding.message), subject=printable(finding.subject))
+        finding = replace(
+            finding,
+            file=printable(finding.file),
+            pointer=printable(finding.pointer),
+            rule=printable(finding.rule),
+            message=printable(finding.message),
+            subject=printable(finding.subject),
+        )
         where = finding.file + (f":{finding.line}" if finding.line else "")
         pointer = finding.pointer or "(root)"
         severity = "" if finding.severity == "error" else f"{finding.severity}: "
         if self._out_console is None:
             subject = f" {finding.subject}" if finding.subject else ""
-            self.out.write(f"{where}:{subject} {pointer} [{finding.rule}] {severity}"
-                           f"{finding.message}\n")
+            self.out.write(
+                f"{where}:{subject} {pointer} [{finding.rule}] {severity}{finding.message}\n"
+            )
             return
         from rich.markup import escape
 
@@ -62,7 +69,8 @@ class TextReporter(Reporter):
         self._out_console.print(
             f"[bold]{escape(where)}[/]:{subject} [yellow]{escape(pointer)}[/] "
             f"[dim]\\[{escape(finding.rule)}][/] [{style}]{escape(severity)}[/]"
-            f"{escape(finding.message)}")
+            f"{escape(finding.message)}"
+        )
 
     def finish(self, outcome: Outcome) -> None:
         self.out.flush()
