@@ -535,6 +535,10 @@ def _root(
     """logkit: contracts for the events your services log."""
 
 
+class _Terminated(BaseException):
+    """SIGTERM, for commands that do not stop on it cleanly themselves (tail --follow)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; expected failures print one line, no traceback."""
     from logkit.errors import LogkitError
@@ -547,7 +551,17 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         raise KeyboardInterrupt
 
+    main_pid = os.getpid()
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        if os.getpid() != main_pid:  # a forked worker: die as it would have
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise _Terminated
+
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         result = app(args=argv, prog_name="logkit", standalone_mode=False)
     except LogkitError as exc:
@@ -556,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("logkit: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("logkit: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # The reader went away (`logkit ... | head`); that is not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -565,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         return _click_exit(exc)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     if interrupted:  # typer turns Ctrl-C into a quiet exit code 130
         print("logkit: interrupted", file=sys.stderr)
     return int(result or 0)

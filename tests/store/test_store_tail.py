@@ -222,6 +222,26 @@ def test_follow_command_sees_an_ingest_that_rotates(tmp_path: Path) -> None:
     assert len(printed) == len(set(printed)) == 100
 
 
+def test_follow_ends_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """systemd and ``kill`` stop a follower with SIGTERM: exit 143 and one line, no
+    traceback, as PRODUCT.md says."""
+    root = tmp_path / "store"
+    root.mkdir()
+    follower = subprocess.Popen(
+        [LOGKIT, "tail", "--store", str(root), "--follow", "-n", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+    )
+    with reaped(follower):
+        time.sleep(1.5)  # following
+        assert follower.poll() is None
+        follower.send_signal(signal.SIGTERM)
+        _out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 143
+    assert err.decode() == "logkit: terminated\n"
+
+
 def test_with_workers_ids_and_stamps_increase_in_every_segment(tmp_path: Path) -> None:
     """Blocks are enveloped by several workers at once but written in input order, so their
     stamps must not come from each worker's clock: a segment would then go back in time
