@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from logkit.explain import explain
-from logkit.parse import BlockDecoder, ParseProblem
+from logkit.parse import BlockDecoder, ParseProblem, too_large
 from logkit.registry import Contract
 from logkit.results import EventFailure, Issue
 from logkit.store.ids import IdClock
@@ -82,18 +82,29 @@ class Enveloper:
         self._entries: dict[Contract, _Route] = {}
 
     def block(
-        self, block: bytes, first_line: int, source: str, received_ns: int | None = None
+        self,
+        block: bytes,
+        first_line: int,
+        source: str,
+        received_ns: int | None = None,
+        cut_size: int = 0,
     ) -> IngestBlock:
         """Envelopes and dead letters of a block of lines. The block's stamps are one
         microsecond per line from ``received_ns`` (when the block was read) or from now,
         whatever the process and the moment that does the work: blocks enveloped by several
-        workers at once then still get increasing stamps in input order."""
+        workers at once then still get increasing stamps in input order. With ``cut_size``,
+        the block is one line over the size limit, cut, whose real size that is."""
         self._received_ns = received_ns
         out = IngestBlock(bytes=len(block))
         lines = block.split(b"\n")
         # Line i of the block is stamped base + i (a block of n lines takes n microseconds,
         # as the reader's stamps allot); stamps are made once the valid lines are known.
         base = self.clock.reserve(len(lines) - (lines[-1] == b""), received_ns)
+        if cut_size:
+            out.lines = 1
+            problem = too_large(cut_size, self.checker.limits)
+            self._unparsed(out, lines[0], source, first_line, 0, problem, base)
+            return out
         decoder = BlockDecoder(block, self.checker.limits)
         forced = None if self.checker.contract is None else self._entry(self.checker.contract)
         valid: list[tuple[int, _Route, bytes]] = []  # (line index, route, payload bytes)

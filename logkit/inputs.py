@@ -94,21 +94,24 @@ def read_all(source: Source) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Block:
     """Whole lines ``first_line..last_line`` of an input; ``end_offset`` is the byte offset
-    just after them (where reading resumes). ``data`` is empty for a poll tick on a quiet pipe."""
+    just after them (where reading resumes). ``data`` is empty for a poll tick on a quiet pipe.
+    A line over the size limit comes alone, cut to the limit plus one byte; ``cut_size`` is
+    then its real size (0 for a block of whole lines)."""
 
     first_line: int
     data: bytes
     end_offset: int
     last_line: int
+    cut_size: int = 0
 
 
 def blocks(
     stream: BinaryIO, max_line_bytes: int, name: str, block_bytes: int = BLOCK_BYTES
-) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(number of the block's first line, block)``; each block ends with a newline."""
+) -> Iterator[Block]:
+    """The blocks of ``read_blocks`` that hold data."""
     for block in read_blocks(stream, max_line_bytes, name, block_bytes=block_bytes):
         if block.data:
-            yield block.first_line, block.data
+            yield block
 
 
 def read_blocks(
@@ -125,14 +128,15 @@ def read_blocks(
     """Read whole lines in blocks, with line numbers and byte offsets, in bounded memory.
 
     A BOM at the very start of the input is dropped. A line longer than ``max_line_bytes`` is
-    yielded cut to ``max_line_bytes + 1`` bytes (enough for the checker to call it too large)
-    once its end is found, and the rest of it is skipped. On a pipe, an empty block is yielded
+    yielded alone, cut to ``max_line_bytes + 1`` bytes, with its real size, once its end is
+    found; the rest of it is skipped. On a pipe, an empty block is yielded
     every ``poll_seconds`` of silence, so the caller can keep time; ``stop()`` ends reading.
     """
     line = start_line
     consumed = start_offset  # bytes taken from the stream so far
     pending = b""
     oversize: bytes | None = None
+    oversize_size = 0  # bytes of the line over the limit seen so far
     first = start_offset == 0
     read = stream.read1 if hasattr(stream, "read1") else stream.read
     wait = _poller(stream, poll_seconds) if stop is not None else None
@@ -156,9 +160,11 @@ def read_blocks(
         if oversize is not None:
             cut = data.find(b"\n")
             if cut < 0:
+                oversize_size += len(data)
                 continue
+            oversize_size += cut
             data = data[cut + 1 :]
-            yield Block(line, oversize + b"\n", consumed - len(data), line)
+            yield Block(line, oversize + b"\n", consumed - len(data), line, oversize_size)
             line += 1
             oversize = None
         pending += data
@@ -169,19 +175,21 @@ def read_blocks(
             yield Block(line, block, consumed - len(pending), line + lines - 1)
             line += lines
         if len(pending) > max_line_bytes:
-            oversize, pending = pending[: max_line_bytes + 1], b""
+            oversize, oversize_size, pending = pending[: max_line_bytes + 1], len(pending), b""
     if oversize is not None:
-        yield Block(line, oversize, consumed, line)
+        yield Block(line, oversize, consumed, line, oversize_size)
     elif pending:
         yield Block(line, pending, consumed, line)
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Where a block lies in a file: ``length`` bytes from offset ``start``."""
+    """Where a block lies in a file: ``length`` bytes from offset ``start``. For a line over
+    the size limit, cut to the limit plus one byte, ``cut_size`` is its real size."""
 
     start: int
     length: int
+    cut_size: int = 0
 
 
 def spans(
@@ -190,7 +198,8 @@ def spans(
     """The blocks of a file as byte ranges: whole lines, about ``block_bytes`` at a time.
 
     The same cuts as ``read_blocks`` (a BOM at the very start dropped, a line longer than
-    ``max_line_bytes`` kept to ``max_line_bytes + 1`` bytes and the rest skipped), found
+    ``max_line_bytes`` alone, kept to ``max_line_bytes + 1`` bytes with its real size, and the
+    rest skipped), found
     without copying any line out: whoever checks a span reads it back with ``read_span``, in
     this process or another.
     """
@@ -212,7 +221,7 @@ def spans(
             cut = data.find(b"\n", offset)
             if cut < 0:
                 continue
-            yield Span(start, max_line_bytes + 1)
+            yield Span(start, max_line_bytes + 1, chunk + cut - start)
             start, offset, skipping = chunk + cut + 1, cut + 1, False
         cut = data.rfind(b"\n", offset)
         if cut >= 0:
@@ -220,7 +229,7 @@ def spans(
             start = chunk + cut + 1
         skipping = position - start > max_line_bytes
     if skipping:
-        yield Span(start, max_line_bytes + 1)
+        yield Span(start, max_line_bytes + 1, position - start)
     elif position > start:
         yield Span(start, position - start)
 

@@ -67,7 +67,7 @@ class ParseProblem(ValueError):
 def decode(data: bytes, limits: Limits = Limits()) -> Any:
     """Decode one JSON document; raise ParseProblem when it is not acceptable JSON."""
     if len(data) > limits.max_line_bytes:
-        raise _too_large(len(data), limits)
+        raise too_large(len(data), limits)
     try:
         value = _decode(data)
     except (msgspec.DecodeError, RecursionError) as exc:
@@ -80,7 +80,8 @@ def decode(data: bytes, limits: Limits = Limits()) -> Any:
     return value
 
 
-def _too_large(size: int, limits: Limits) -> ParseProblem:
+def too_large(size: int, limits: Limits) -> ParseProblem:
+    """The problem of an event of ``size`` bytes, over ``limits.max_line_bytes``."""
     return ParseProblem(
         "too_large",
         f"event is {size:,} bytes, over the limit of {limits.max_line_bytes:,} "

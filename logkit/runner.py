@@ -79,10 +79,12 @@ def _check_stream(
     if source.path is None:  # standard input: blocks of bytes
         blocks = inputs.blocks(stream, limit, name, size)
         if pool is None:
-            for first, block in blocks:
-                yield checker.check_block(block, first, name)
+            for block in blocks:
+                yield checker.check_block(block.data, block.first_line, name, block.cut_size)
         else:
-            chunks: Iterator[Task] = ((_check_bytes, (block, name)) for _, block in blocks)
+            chunks: Iterator[Task] = (
+                (_check_bytes, (block.data, name, block.cut_size)) for block in blocks
+            )
             yield from _numbered(_parallel(pool, chunks, workers))
         return
     spans = inputs.spans(stream, limit, name, size)
@@ -90,7 +92,8 @@ def _check_stream(
         line = 1
         with inputs.open_source(source) as reader:  # a second handle: spans() reads the first
             for span in spans:
-                result = checker.check_block(inputs.read_span(reader, span, name), line, name)
+                data = inputs.read_span(reader, span, name)
+                result = checker.check_block(data, line, name, span.cut_size)
                 line += result.lines
                 yield result
     else:
@@ -171,10 +174,10 @@ def _tune_worker(_job: Job) -> None:
     gc.freeze()
 
 
-def _check_bytes(task: tuple[bytes, str]) -> BlockResult:
+def _check_bytes(task: tuple[bytes, str, int]) -> BlockResult:
     assert _WORKER_CHECKER is not None
-    block, name = task
-    return _WORKER_CHECKER.check_block(block, 1, name)
+    block, name, cut_size = task
+    return _WORKER_CHECKER.check_block(block, 1, name, cut_size)
 
 
 def _check_span(task: tuple[str, inputs.Span, str]) -> BlockResult:
@@ -190,7 +193,7 @@ def _check_span(task: tuple[str, inputs.Span, str]) -> BlockResult:
         except OSError as exc:
             raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from exc
     block = inputs.read_span(_WORKER_FILE[1], span, name)
-    return _WORKER_CHECKER.check_block(block, 1, name)
+    return _WORKER_CHECKER.check_block(block, 1, name, span.cut_size)
 
 
 def _start_checkers(checker: Checker, job: Job, workers: int) -> Any:

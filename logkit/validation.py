@@ -18,7 +18,15 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from logkit.errors import LogkitError, UnknownContractError
 from logkit.explain import explain
-from logkit.parse import BlockDecoder, Limits, ParseProblem, deeper_than, depth, too_deep
+from logkit.parse import (
+    BlockDecoder,
+    Limits,
+    ParseProblem,
+    deeper_than,
+    depth,
+    too_deep,
+    too_large,
+)
 from logkit.registry import NAME_RE, Contract, ContractRef, Registry
 from logkit.results import EventFailure, Issue
 
@@ -147,11 +155,18 @@ class Checker:
 
     # -- a block of JSONL lines ------------------------------------------------------------
 
-    def check_block(self, block: bytes, first_line: int, source: str) -> BlockResult:
-        """Check every line of a block; blank lines are skipped."""
+    def check_block(
+        self, block: bytes, first_line: int, source: str, cut_size: int = 0
+    ) -> BlockResult:
+        """Check every line of a block; blank lines are skipped. With ``cut_size``, the block
+        is one line over the size limit, cut, whose real size that is."""
         result = BlockResult()
         failures = result.failures
         contract, limits = self.contract, self.limits
+        if cut_size:
+            self._parse_failure(too_large(cut_size, limits), source, first_line, result)
+            result.lines = 1
+            return result
         decoder = BlockDecoder(block, limits)
         if contract is None:
             for index, decoded in decoder:

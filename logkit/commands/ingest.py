@@ -363,7 +363,9 @@ def _processed(
         for block in blocks:
             yield (
                 block,
-                enveloper.block(block.data, block.first_line, name, clock.stamp(block))
+                enveloper.block(
+                    block.data, block.first_line, name, clock.stamp(block), block.cut_size
+                )
                 if block.data
                 else None,
             )
@@ -371,7 +373,10 @@ def _processed(
     pending: deque[tuple[inputs.Block, Any]] = deque()
     for block in blocks:
         task = (
-            pool.apply_async(_work, ((block.data, block.first_line, name, clock.stamp(block)),))
+            pool.apply_async(
+                _work,
+                ((block.data, block.first_line, name, clock.stamp(block), block.cut_size),),
+            )
             if block.data
             else None
         )
@@ -419,10 +424,10 @@ def _init_worker(job: Any) -> None:
     _WORKER = Enveloper(Checker(registry, contract, Limits(job.max_line_bytes, job.max_depth)))
 
 
-def _work(task: tuple[bytes, int, str, int]) -> IngestBlock:
+def _work(task: tuple[bytes, int, str, int, int]) -> IngestBlock:
     assert _WORKER is not None
-    data, first_line, name, received_ns = task
-    return _WORKER.block(data, first_line, name, received_ns)
+    data, first_line, name, received_ns, cut_size = task
+    return _WORKER.block(data, first_line, name, received_ns, cut_size)
 
 
 def _append(writer: StoreWriter, out: IngestBlock) -> None:

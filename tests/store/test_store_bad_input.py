@@ -188,3 +188,27 @@ def test_a_dead_letter_from_stdin_names_its_source_as_dash(tmp_path: Path) -> No
     sources = sorted((r.value["source"]["file"], r.value["source"]["line"])
                      for r in read_store(store).dead)  # fmt: skip
     assert sources == [("-", 1), ("-", 2)]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("newline", [b"\n", b""])
+def test_a_line_over_the_limit_is_reported_with_its_real_size(
+    tmp_path: Path, workers: str, newline: bytes
+) -> None:
+    """A line over the limit that ends the input without a newline is cut before the checker
+    sees it (as is one longer than a read); its dead letter still says how large it is, and
+    keeps its first bytes (at least the limit and one more; the whole line when it was read
+    whole)."""
+    long_line = _routed(b'{%s, "raw_query": "%s", "results": []}' % (SEARCH, b"x" * 9_000))
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"contract": "nope"}\n' + long_line + newline)
+    store = tmp_path / "store"
+    done = logkit("ingest", source, "--store", store, "--max-line-bytes", "100",
+                  "--workers", workers)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    dead = {r.value["source"]["line"]: r.value for r in read_store(store).dead}
+    assert dead[2]["reason"] == "too_large"
+    assert dead[2]["errors"][0]["message"].startswith(f"event is {len(long_line):,} bytes,")
+    raw = raw_of(dead[2])
+    assert long_line.startswith(raw)
+    assert len(raw) == (len(long_line) if newline else 101)

@@ -266,29 +266,34 @@ def test_blocks_number_lines_and_stay_bounded_around_a_long_line() -> None:
     found = list(inputs.blocks(io.BytesIO(data), 100, "x", block_bytes=64))
     expected_line = 1
     kept = []
-    for first, block in found:
-        assert first == expected_line
-        assert len(block) <= 64 + 100 + 1
-        expected_line += block.count(b"\n")
-        kept.extend(block.split(b"\n")[:-1])
+    for block in found:
+        assert block.first_line == expected_line
+        assert len(block.data) <= 64 + 100 + 1
+        expected_line += block.data.count(b"\n")
+        kept.extend(block.data.split(b"\n")[:-1])
     assert expected_line == 42
     assert kept[10] == data.split(b"\n")[10][:101]  # the long line, cut just over the limit
     assert kept[:10] + kept[11:] == [b'{"n":%d}' % n for n in range(40)]
+    # The cut line comes alone, with its real size; every other block is whole lines.
+    long_line = len(data.split(b"\n")[10])
+    assert [(b.first_line, b.cut_size) for b in found if b.cut_size] == [(11, long_line)]
 
 
 def test_spans_cut_a_file_where_blocks_do(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(inputs.BOM + lines_and_long_line() + b'{"last":1}')
     with open(path, "rb") as stream:
-        blocks = [block for _, block in inputs.blocks(stream, 100, "x", block_bytes=64)]
+        found = list(inputs.blocks(stream, 100, "x", block_bytes=64))
     with open(path, "rb") as stream, open(path, "rb") as reader:
         spans = list(inputs.spans(stream, 100, "x", block_bytes=64))
         read = [inputs.read_span(reader, span, "x") for span in spans]
     assert all(span.length <= 64 + 100 + 1 for span in spans)
     # blocks() ends a cut line with a newline of its own; a span holds only the file's bytes.
-    assert [block.removesuffix(b"\n") for block in blocks] == [
+    assert [block.data.removesuffix(b"\n") for block in found] == [
         block.removesuffix(b"\n") for block in read
     ]
+    assert [b.cut_size for b in found] == [s.cut_size for s in spans]
+    assert max(s.cut_size for s in spans) == len(lines_and_long_line().split(b"\n")[10])
     assert read[0].startswith(b'{"n":0}')
     assert read[-1].endswith(b'{"last":1}')
 
