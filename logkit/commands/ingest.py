@@ -1,4 +1,10 @@
-"""``logkit ingest``: JSONL in; envelopes and dead letters appended to the store."""
+"""``logkit ingest``: JSONL in; envelopes and dead letters appended to the store or a sink.
+
+With ``--sink URL`` each block goes to the sink (retried with backoff); while the sink is down,
+blocks go to its spool, a file store of its own under ``<store>/_spool/``, which also holds the
+checkpoints of the inputs sent to that sink: a checkpoint is committed only once the sink
+confirmed, or the spool fsynced, everything it covers.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from logkit import inputs
 from logkit.errors import StoreError, UsageError
@@ -20,6 +26,7 @@ from logkit.parse import Limits
 from logkit.registry import ContractRef, Registry
 from logkit.results import Issue, plural
 from logkit.settings import Settings
+from logkit.sinks import SinkError
 from logkit.store import layout
 from logkit.store.ids import IdClock
 from logkit.store.recovery import (
@@ -30,8 +37,13 @@ from logkit.store.recovery import (
     save_checkpoint,
     set_writer_mode,
 )
-from logkit.store.writer import StoreWriter, WriterOptions
+from logkit.store.writer import StoreWriter, WriterOptions, write_json_atomic
 from logkit.validation import Checker
+
+if TYPE_CHECKING:
+    from logkit.sinks.delivery import Delivery
+
+SPOOLED = "spooled"
 
 
 @dataclass
@@ -49,6 +61,8 @@ class IngestOptions:
     metrics_file: Path | None = None
     progress: bool | None = None
     from_start: bool = False
+    sink: str | None = None
+    sink_retry_seconds: float = 3.0
     err: IO[str] = field(default_factory=lambda: sys.stderr)
 
 
@@ -64,15 +78,29 @@ class Totals:
     skipped_sources: list[str] = field(default_factory=list)
     busy_sources: list[str] = field(default_factory=list)
     last_success: float = 0.0
+    #: With --sink: its label, events and dead letters spooled, errors by kind, up or down.
+    sink: str | None = None
+    spool: Path | None = None
+    spooled: int = 0
+    spooled_dead: int = 0
+    sink_errors: Counter[str] = field(default_factory=Counter)
+    sink_up: bool = True
 
-    def add(self, block: IngestBlock) -> None:
+    def add(self, block: IngestBlock, *, spooled: bool = False) -> None:
         self.lines += block.lines
         self.blank += block.blank
         self.bytes += block.bytes
-        self.stored += block.stored
         self.dead += block.dead_lettered
-        self.outcomes.update(block.outcomes)
         self.rules.update(block.rules)
+        if spooled:
+            self.spooled += block.stored
+            self.spooled_dead += block.dead_lettered
+            for (contract, version, outcome), count in block.outcomes.items():
+                key = (contract, version, SPOOLED if outcome == STORED else outcome)
+                self.outcomes[key] += count
+            return
+        self.stored += block.stored
+        self.outcomes.update(block.outcomes)
         if block.stored:
             self.last_success = time.time()
 
@@ -149,9 +177,54 @@ def ingest(options: IngestOptions) -> int:
             f"{bad.name}: ingest reads JSONL (one event per line); convert "
             f"{bad.kind.upper()} files first"
         )
+    stop = _Stop()
+    delivery = _start_sink(options, stop) if options.sink else None
+    try:
+        return _ingest_into(options, checker, contract, limits, sources, stop, delivery)
+    finally:
+        if delivery is not None:
+            delivery.sink.close()
+
+
+def _start_sink(options: IngestOptions, stop: _Stop) -> Delivery:
+    """Open and check the sink: a setup error raises here, before any event is read."""
+    from logkit.sinks import open_sink
+    from logkit.sinks.delivery import Delivery, RetryPolicy
+
+    assert options.sink is not None
+    if options.sink_retry_seconds < 0:
+        raise UsageError("--sink-retry-seconds must be 0 or more")
+    delivery = Delivery(
+        open_sink(options.sink),
+        RetryPolicy(retry_seconds=options.sink_retry_seconds),
+        stop=lambda: stop.signum,
+    )
+    started = delivery.start()
+    if started.notice:
+        options.err.write(f"logkit: {started.notice}\n")
+    return delivery
+
+
+def _ingest_into(
+    options: IngestOptions,
+    checker: Checker,
+    contract: Any,
+    limits: Limits,
+    sources: list[inputs.Source],
+    stop: _Stop,
+    delivery: Delivery | None,
+) -> int:
+    registry = checker.registry
     root = options.settings.store
+    if delivery is not None:
+        from logkit.sinks.delivery import SINK_FILE, spool_root
+
+        root = spool_root(root, delivery.sink.url)
     try:
         root.mkdir(parents=True, exist_ok=True)
+        if delivery is not None and not (root / SINK_FILE).exists():
+            # So that `logkit replay` knows where this spool goes (never the password).
+            write_json_atomic(root / SINK_FILE, {"url": delivery.sink.label})
     except OSError as exc:
         raise StoreError(f"{root}: cannot create the store: {exc.strerror or exc}") from exc
     recover_store(root)
@@ -186,7 +259,10 @@ def ingest(options: IngestOptions) -> int:
             _end_pool(pool)
         raise
     totals = Totals()
-    stop = _Stop()
+    if delivery is not None:
+        totals.sink, totals.spool = delivery.sink.label, root
+        totals.sink_up = delivery.down is None
+        totals.sink_errors = delivery.errors  # shared, so the metrics file sees them as they come
     previous = stop.install()
     # Past RLIMIT_FSIZE a write should fail with EFBIG (handled), not kill the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -203,7 +279,9 @@ def ingest(options: IngestOptions) -> int:
         for source in sources:
             if stop.signum:
                 break
-            _ingest_source(source, options, writer, enveloper, totals, stop, monitor, pool, workers)
+            _ingest_source(
+                source, options, writer, enveloper, totals, stop, monitor, pool, workers, delivery
+            )
         writer.close()
     except StoreError as exc:
         failed = exc
@@ -236,9 +314,10 @@ def _ingest_source(
     monitor: Any,
     pool: Any = None,
     workers: int = 1,
+    delivery: Delivery | None = None,
 ) -> None:
     """Ingest one source; an input file by one process at a time (a second run skips it)."""
-    args = (source, options, writer, enveloper, totals, stop, monitor, pool, workers)
+    args = (source, options, writer, enveloper, totals, stop, monitor, pool, workers, delivery)
     if source.path is None:
         _ingest_locked(*args)
         return
@@ -262,6 +341,7 @@ def _ingest_locked(
     monitor: Any,
     pool: Any = None,
     workers: int = 1,
+    delivery: Delivery | None = None,
 ) -> None:
     root = writer.root
     checkpoint: Checkpoint | None = None
@@ -317,11 +397,26 @@ def _ingest_locked(
             # Dead letters name their file as given, or "-" for stdin (dead_letter.schema.json).
             label = source.name if source.path is not None else inputs.STDIN
             for block, out in _processed(blocks, enveloper, label, pool, workers):
+                delivered = False
                 if out is not None:
-                    _append(writer, out)
-                    totals.add(out)
+                    try:
+                        delivered = _deliver(delivery, out, options.err, totals)
+                    except SinkError:
+                        # Not worth retrying: keep the block in the spool, then stop.
+                        _append(writer, out)
+                        totals.add(out, spooled=True)
+                        offset, line = block.end_offset, block.last_line
+                        raise
+                    if not delivered:
+                        _append(writer, out)
+                    totals.add(out, spooled=delivery is not None and not delivered)
                 offset, line = block.end_offset, block.last_line
                 synced = writer.maybe_sync() or writer.options.fsync == "always"
+                if delivered and not synced:
+                    # The sink confirmed this block: checkpoint it now, or a crash would send
+                    # it again with new ids. The spool's earlier blocks must be durable first.
+                    writer.sync()
+                    synced = True
                 if synced:
                     commit(offset, line)
                 due = writer.due_for_rotation()
@@ -349,6 +444,18 @@ def _ingest_locked(
     finally:
         if source.path is not None:
             stream.close()
+
+
+def _deliver(delivery: Delivery | None, out: IngestBlock, err: IO[str], totals: Totals) -> bool:
+    """Send a block to the sink; False when it is to be spooled (or there is no sink)."""
+    if delivery is None:
+        return False
+    sent = delivery.send(out)
+    totals.sink_up = delivery.down is None
+    if sent.notice:
+        err.write(f"logkit: {sent.notice}\n")
+        err.flush()
+    return sent.delivered
 
 
 def _processed(
@@ -454,12 +561,20 @@ def _report(
     for name in totals.busy_sources:
         err.write(f"{name}: being ingested by another logkit process; skipped\n")
     head = "interrupted: " if signum else ""
+    where = f" in {totals.sink}" if totals.sink else ""
+    spooled = f"{totals.spooled:,} spooled, " if totals.sink else ""
+    dead_spooled = f" ({totals.spooled_dead:,} of them spooled)" if totals.spooled_dead else ""
     err.write(
-        f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored, "
-        f"{totals.dead:,} dead-lettered"
+        f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored{where}, "
+        f"{spooled}{totals.dead:,} dead-lettered{dead_spooled}"
         + (f" ({plural(totals.blank, 'blank line')} skipped)" if totals.blank else "")
         + "\n"
     )
+    if totals.spooled or totals.spooled_dead:
+        err.write(
+            f"{plural(totals.spooled + totals.spooled_dead, 'record')} spooled to {totals.spool}: "
+            "`logkit replay` sends them once the sink is back\n"
+        )
     for (contract, version, outcome), count in sorted(totals.outcomes.items()):
         label = contract if version == "-" else f"{contract}@{version}"
         err.write(f"  {label:<24} {outcome:<28} {count:>12,}\n")
@@ -477,14 +592,18 @@ def _report(
                 "interrupted": bool(signum),
                 "error": str(failed) if failed else None,
                 "store": str(root),
+                "sink": totals.sink,
+                "spooled": totals.spooled,
+                "spooled_dead_letters": totals.spooled_dead,
+                "sink_errors": dict(totals.sink_errors),
                 "skipped_sources": totals.skipped_sources,
                 "busy_sources": totals.busy_sources,
                 "outcomes": [
                     {
                         "contract": c,
                         "version": None if v == "-" else int(v),
-                        "outcome": STORED if o == STORED else DEAD,
-                        "reason": None if o == STORED else o.split(":", 1)[1],
+                        "outcome": o if o in (STORED, SPOOLED) else DEAD,
+                        "reason": None if o in (STORED, SPOOLED) else o.split(":", 1)[1],
                         "count": n,
                     }
                     for (c, v, o), n in sorted(totals.outcomes.items())
