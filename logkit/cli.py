@@ -314,6 +314,14 @@ def replay(
             show_default=False,
         ),
     ] = None,
+    spool: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool",
+            help="Replay this spool folder (to --sink if given, else to the sink it records).",
+            show_default=False,
+        ),
+    ] = None,
     sink_retry_seconds: SinkRetryOpt = 3.0,
     store: StoreOpt = None,
 ) -> None:
@@ -322,7 +330,10 @@ def replay(
     from logkit.commands.replay import replay as run
 
     options = ReplayOptions(
-        settings=_settings(store=store), sink=sink, retry_seconds=sink_retry_seconds
+        settings=_settings(store=store),
+        sink=sink,
+        spool=spool,
+        retry_seconds=sink_retry_seconds,
     )
     raise typer.Exit(run(options))
 

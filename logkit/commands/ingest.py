@@ -573,7 +573,7 @@ def _report(
     if totals.spooled or totals.spooled_dead:
         err.write(
             f"{plural(totals.spooled + totals.spooled_dead, 'record')} spooled to {totals.spool}: "
-            "`logkit replay` sends them once the sink is back\n"
+            "`logkit replay` sends them to the sink\n"
         )
     for (contract, version, outcome), count in sorted(totals.outcomes.items()):
         label = contract if version == "-" else f"{contract}@{version}"

@@ -33,6 +33,7 @@ PIECE_BYTES = 4 * 1024 * 1024
 class ReplayOptions:
     settings: Settings
     sink: str | None = None
+    spool: Path | None = None
     retry_seconds: float = 3.0
     err: IO[str] = field(default_factory=lambda: sys.stderr)
 
@@ -52,7 +53,15 @@ def replay(options: ReplayOptions) -> int:
     if options.retry_seconds < 0:
         raise UsageError("--sink-retry-seconds must be 0 or more")
     store = options.settings.store
-    if options.sink is not None:
+    if options.spool is not None:
+        if (
+            not (options.spool / SINK_FILE).exists()
+            and not options.spool.joinpath(layout.EVENTS).is_dir()
+        ):
+            raise UsageError(f"--spool {options.spool}: not a spool (no {SINK_FILE})")
+        url = options.sink or _recorded_url(options.spool)
+        spools = [(options.spool, url)]
+    elif options.sink is not None:
         spools = [(spool_root(store, options.sink), options.sink)]
     else:
         base = store / SPOOL

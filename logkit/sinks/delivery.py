@@ -28,8 +28,8 @@ SINK_FILE = "sink.json"
 
 @dataclass
 class RetryPolicy:
-    """How hard to try before spooling. Delays double from ``first_delay`` while their sum
-    stays within ``retry_seconds``; once down, the sink is tried again every ``probe_seconds``
+    """How hard to try before spooling. Delays double from ``first_delay``, the last one cut
+    so that they add up to ``retry_seconds``; once down, the sink is tried again every ``probe_seconds``
     (one attempt, no backoff, so a down sink costs the stream nothing)."""
 
     retry_seconds: float = 3.0
@@ -39,9 +39,10 @@ class RetryPolicy:
     def delays(self) -> list[float]:
         delays: list[float] = []
         delay, total = self.first_delay, 0.0
-        while self.retry_seconds > 0 and total + delay <= self.retry_seconds + 1e-9:
-            delays.append(delay)
-            total += delay
+        while self.retry_seconds - total > 1e-3:
+            step = round(min(delay, self.retry_seconds - total), 6)
+            delays.append(step)
+            total += step
             delay *= 2
         return delays
 
@@ -146,5 +147,5 @@ def spool_root(store: Path, url: str) -> Path:
     digest = hashlib.sha256(label.encode()).hexdigest()[:12]
     parts = urlsplit(label)
     where = f"{parts.hostname or ''}-{parts.port or ''}-{parts.path}"
-    readable = re.sub(r"[^A-Za-z0-9.]+", "-", where).strip("-")[:60]
+    readable = re.sub(r"[^A-Za-z0-9._]+", "-", where).strip("-")[:60]
     return store / SPOOL / f"{parts.scheme.lower()}-{readable}-{digest}"

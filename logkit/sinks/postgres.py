@@ -49,6 +49,7 @@ _DOWN = (
     "network is unreachable",
     "too many clients",
     "connection reset",
+    "no such file or directory",  # a Unix socket without a server: refused, in effect
 )
 
 _EVENT_COLUMNS = {"id", "received_at", "contract", "version", "payload", "payload_text"}
@@ -80,7 +81,8 @@ def _copy_text(value: bytes) -> bytes:
 
 def _one_line(exc: BaseException) -> str:
     """libpq's multi-line message as one line, without the 'FATAL:' noise."""
-    text = " ".join(str(exc).split())
+    # libpq adds a hint on a line of its own ("Is the server running ..."): the first line says it.
+    text = " ".join(str(exc).strip().split("\n", 1)[0].split())
     for prefix in ("connection failed: ",):
         text = text.removeprefix(prefix)
     # 'connection to server at "h" (1.2.3.4), port 5432 failed: FATAL: password ...': keep
