@@ -178,7 +178,7 @@ def ingest(options: IngestOptions) -> int:
             f"{bad.kind.upper()} files first"
         )
     stop = _Stop()
-    delivery = _start_sink(options, stop) if options.sink else None
+    delivery = _open_sink(options, stop) if options.sink else None
     try:
         return _ingest_into(options, checker, contract, limits, sources, stop, delivery)
     finally:
@@ -186,23 +186,35 @@ def ingest(options: IngestOptions) -> int:
             delivery.sink.close()
 
 
-def _start_sink(options: IngestOptions, stop: _Stop) -> Delivery:
-    """Open and check the sink: a setup error raises here, before any event is read."""
+def _open_sink(options: IngestOptions, stop: _Stop) -> Delivery:
+    """The sink of ``--sink``, not yet connected (a URL of no known kind raises here)."""
     from logkit.sinks import open_sink
     from logkit.sinks.delivery import Delivery, RetryPolicy
 
     assert options.sink is not None
     if options.sink_retry_seconds < 0:
         raise UsageError("--sink-retry-seconds must be 0 or more")
-    delivery = Delivery(
+    return Delivery(
         open_sink(options.sink),
         RetryPolicy(retry_seconds=options.sink_retry_seconds),
         stop=lambda: stop.signum,
     )
+
+
+def _start_sink(delivery: Delivery, root: Path, err: IO[str]) -> None:
+    """Connect and check the sink: a setup error raises here, before any event is read. A sink
+    that is only down is said once; the first blocks then go to the spool."""
+    from logkit.sinks.delivery import SINK_FILE
+
     started = delivery.start()
     if started.notice:
-        options.err.write(f"logkit: {started.notice}\n")
-    return delivery
+        err.write(f"logkit: {started.notice}\n")
+    if not (root / SINK_FILE).exists():
+        # So that `logkit replay` knows where this spool goes (never the password).
+        try:
+            write_json_atomic(root / SINK_FILE, {"url": delivery.sink.label})
+        except OSError as exc:
+            raise StoreError(f"{root}: cannot write {SINK_FILE}: {exc.strerror or exc}") from exc
 
 
 def _ingest_into(
@@ -217,14 +229,11 @@ def _ingest_into(
     registry = checker.registry
     root = options.settings.store
     if delivery is not None:
-        from logkit.sinks.delivery import SINK_FILE, spool_root
+        from logkit.sinks.delivery import spool_root
 
         root = spool_root(root, delivery.sink.url)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        if delivery is not None and not (root / SINK_FILE).exists():
-            # So that `logkit replay` knows where this spool goes (never the password).
-            write_json_atomic(root / SINK_FILE, {"url": delivery.sink.label})
     except OSError as exc:
         raise StoreError(f"{root}: cannot create the store: {exc.strerror or exc}") from exc
     recover_store(root)
@@ -253,8 +262,11 @@ def _ingest_into(
             initializer=_init_worker,
         )
     try:
+        # After the fork: a child must not share the sink's connection (its exit could close it).
+        if delivery is not None:
+            _start_sink(delivery, root, options.err)
         writer = StoreWriter(root, writer_options)
-    except StoreError:
+    except BaseException:
         if pool is not None:
             _end_pool(pool)
         raise

@@ -29,8 +29,8 @@ SINK_FILE = "sink.json"
 @dataclass
 class RetryPolicy:
     """How hard to try before spooling. Delays double from ``first_delay``, the last one cut
-    so that they add up to ``retry_seconds``; once down, the sink is tried again every ``probe_seconds``
-    (one attempt, no backoff, so a down sink costs the stream nothing)."""
+    so that they add up to ``retry_seconds``; once down, the sink is tried again every
+    ``probe_seconds`` (one attempt, no backoff, so a down sink costs the stream nothing)."""
 
     retry_seconds: float = 3.0
     first_delay: float = 0.1
