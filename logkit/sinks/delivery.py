@@ -146,6 +146,6 @@ def spool_root(store: Path, url: str) -> Path:
     label = redact(url)
     digest = hashlib.sha256(label.encode()).hexdigest()[:12]
     parts = urlsplit(label)
-    where = f"{parts.hostname or ''}-{parts.port or ''}-{parts.path}"
+    where = f"{parts.netloc.rsplit('@', 1)[-1]}-{parts.path}"  # .port may not be a number
     readable = re.sub(r"[^A-Za-z0-9._]+", "-", where).strip("-")[:60]
     return store / SPOOL / f"{parts.scheme.lower()}-{readable}-{digest}"
