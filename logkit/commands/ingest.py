@@ -409,26 +409,33 @@ def _ingest_locked(
             # Dead letters name their file as given, or "-" for stdin (dead_letter.schema.json).
             label = source.name if source.path is not None else inputs.STDIN
             for block, out in _processed(blocks, enveloper, label, pool, workers):
-                delivered = False
-                if out is not None:
-                    try:
-                        delivered = _deliver(delivery, out, options.err, totals)
-                    except SinkError:
-                        # Not worth retrying: keep the block in the spool, then stop.
-                        _append(writer, out)
-                        totals.add(out, spooled=True)
-                        offset, line = block.end_offset, block.last_line
-                        raise
-                    if not delivered:
-                        _append(writer, out)
-                    totals.add(out, spooled=delivery is not None and not delivered)
+                if out is None:
+                    pass  # a pause in a stream: nothing read
+                elif delivery is None:
+                    _append(writer, out)
+                    totals.add(out)
+                else:
+                    # Write-ahead: the block is durable in the spool (and checkpointed) before
+                    # the sink sees it, and cut from the spool once the sink confirmed it. A
+                    # crash in between leaves it in the spool, and replaying it is harmless
+                    # (same ids), so no block is lost or stored twice, even after kill -9.
+                    mark = writer.mark()
+                    _append(writer, out)
+                    delivered = False
+                    if delivery.due():
+                        writer.sync()
+                        commit(block.end_offset, block.last_line)
+                        try:
+                            delivered = _deliver(delivery, out, options.err, totals)
+                        except SinkError:
+                            totals.add(out, spooled=True)  # kept in the spool; then stop
+                            offset, line = block.end_offset, block.last_line
+                            raise
+                    if delivered:
+                        writer.rollback(mark)
+                    totals.add(out, spooled=not delivered)
                 offset, line = block.end_offset, block.last_line
                 synced = writer.maybe_sync() or writer.options.fsync == "always"
-                if delivered and not synced:
-                    # The sink confirmed this block: checkpoint it now, or a crash would send
-                    # it again with new ids. The spool's earlier blocks must be durable first.
-                    writer.sync()
-                    synced = True
                 if synced:
                     commit(offset, line)
                 due = writer.due_for_rotation()
@@ -458,10 +465,8 @@ def _ingest_locked(
             stream.close()
 
 
-def _deliver(delivery: Delivery | None, out: IngestBlock, err: IO[str], totals: Totals) -> bool:
-    """Send a block to the sink; False when it is to be spooled (or there is no sink)."""
-    if delivery is None:
-        return False
+def _deliver(delivery: Delivery, out: IngestBlock, err: IO[str], totals: Totals) -> bool:
+    """Send a block to the sink; False when it stays in the spool."""
     sent = delivery.send(out)
     totals.sink_up = delivery.down is None
     if sent.notice:

@@ -77,6 +77,10 @@ class Delivery:
             return self._went_down(exc)
         return Sent(True)
 
+    def due(self) -> bool:
+        """Whether ``send`` would try the sink now (it is up, or it is time to probe it)."""
+        return self.down is None or self.clock() >= self._next_probe
+
     def send(self, block: IngestBlock) -> Sent:
         """Write ``block`` to the sink (retrying) or report it is to be spooled."""
         if self.down is not None:

@@ -351,3 +351,36 @@ def test_help_does_not_load_psycopg() -> None:
     assert result.returncode == 0, result.stderr
     assert "--sink" in result.stdout
     assert "--spool" in result.stdout
+
+
+def test_kill_9_mid_file_then_resume_and_replay_exactly_once(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    """kill -9 while a file is sent: the resumed run and a replay deliver every event once
+    (a block is in the spool, checkpointed, before the sink sees it)."""
+    total = 150_000
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(events(range(total)))
+    store, url = tmp_path / "store", pg.url("t_kill")
+    args = [LOGKIT, *ingest_args(seq_registry, store, url, source.name)]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=_env(), stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(
+            "some events in PostgreSQL",
+            lambda: _table(pg, "t_kill") and query(pg, "SELECT count(*) FROM t_kill")[0][0] > 0,
+            30,
+        )
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    at_kill = query(pg, "SELECT count(*) FROM t_kill")[0][0]
+    assert 0 < at_kill < total  # killed mid-way
+    resumed = logkit(*args[1:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "lines read" in resumed.stderr
+    logkit("replay", "--store", str(store), "--sink", url, cwd=tmp_path)
+    counts = query(pg, "SELECT count(*), count(DISTINCT payload->>'seq') FROM t_kill")[0]
+    assert counts == (total, total)
+    assert sequences(pg, "t_kill") == list(range(total))
