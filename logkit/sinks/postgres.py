@@ -307,10 +307,13 @@ def _rows(block: IngestBlock) -> tuple[bytes, bytes]:
     events = bytearray()
     for (contract, version, _dt), data in block.events.items():
         middle = f"\t{contract}\t{version}\t".encode()
-        for envelope in _envelopes(bytes(data)):
+        text = bytes(data)
+        # Most blocks hold nothing COPY must escape: then the payloads go as they are.
+        escape = b"\\" in text or b"\t" in text or b"\r" in text
+        for envelope in _envelopes(text):
             events += f"{envelope.id}\t{envelope.received_at}".encode()
             events += middle
-            events += _copy_text(bytes(envelope.payload))
+            events += _copy_text(bytes(envelope.payload)) if escape else envelope.payload
             events += b"\n"
     dead = bytearray()
     for data in block.dead.values():
