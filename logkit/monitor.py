@@ -56,6 +56,8 @@ class Monitor:
             f"ingesting: {rate:,.0f} events/s · {totals.stored:,} stored · "
             f"{totals.dead:,} dead-lettered · {totals.bytes / 1e6:,.1f} MB"
         )
+        if totals.sink is not None:
+            line += f" · {totals.spooled:,} spooled" + ("" if totals.sink_up else " (sink down)")
         if self.total_bytes:
             line += f" ({min(100.0, 100 * totals.bytes / self.total_bytes):.0f}%)"
         if self.tty:

@@ -54,11 +54,12 @@ def replay(options: ReplayOptions) -> int:
         raise UsageError("--sink-retry-seconds must be 0 or more")
     store = options.settings.store
     if options.spool is not None:
-        if (
-            not (options.spool / SINK_FILE).exists()
-            and not options.spool.joinpath(layout.EVENTS).is_dir()
-        ):
-            raise UsageError(f"--spool {options.spool}: not a spool (no {SINK_FILE})")
+        if not (options.spool / SINK_FILE).is_file():
+            # Never a store itself: replay deletes what it sent.
+            raise UsageError(
+                f"--spool {options.spool}: not a spool (no {SINK_FILE}); spools are the "
+                f"folders under {store / SPOOL}"
+            )
         url = options.sink or _recorded_url(options.spool)
         spools = [(options.spool, url)]
     elif options.sink is not None:

@@ -384,3 +384,42 @@ def test_kill_9_mid_file_then_resume_and_replay_exactly_once(
     counts = query(pg, "SELECT count(*), count(DISTINCT payload->>'seq') FROM t_kill")[0]
     assert counts == (total, total)
     assert sequences(pg, "t_kill") == list(range(total))
+
+
+def test_replay_refuses_a_folder_that_is_not_a_spool(pg: PgServer, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    segment = store / "events" / "contract=seq" / "version=1" / "dt=2026-12-04" / "part-w-1.jsonl"
+    segment.parent.mkdir(parents=True)
+    segment.write_bytes(b"{}\n")
+    result = logkit("replay", "--spool", str(store), "--sink", pg.url("t_never"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("logkit: error: --spool ")
+    assert "not a spool" in result.stderr
+    assert segment.exists()  # replay deletes what it sent: never a store's own segments
+
+
+def test_sigterm_mid_stream_stops_cleanly_and_keeps_everything(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    store, url = tmp_path / "store", pg.url("t_term")
+    proc = subprocess.Popen(
+        [LOGKIT, *ingest_args(seq_registry, store, url)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(events(range(300)))
+    proc.stdin.flush()
+    _wait_for(
+        "the events in PostgreSQL",
+        lambda: _table(pg, "t_term") and query(pg, "SELECT count(*) FROM t_term")[0][0] == 300,
+        20,
+    )
+    proc.terminate()
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err
+    assert b"interrupted: 300 lines read: 300 stored in" in err
+    assert sequences(pg, "t_term") == list(range(300))
+    assert spooled_segments(store) == []
