@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from logkit.ingest import IngestBlock
 
 DEFAULT_TABLE = "events"
-DEFAULT_CONNECT_TIMEOUT = "5"
+DEFAULT_CONNECT_TIMEOUT = "5"  # seconds, libpq's connect_timeout
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # libpq messages that mean "not there right now" rather than "wrongly configured".
 _DOWN = (
@@ -121,6 +121,16 @@ def _parse_url(url: str, label: str) -> tuple[str, str, str]:
         rest.append(("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
     if "application_name" not in keys:
         rest.append(("application_name", "logkit"))
+    # A server that vanished without closing the connection (a network partition) must fail
+    # the write within seconds, so that the block is spooled, not hang for TCP's 15 minutes.
+    for key, value in (
+        ("keepalives_idle", "10"),
+        ("keepalives_interval", "5"),
+        ("keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
+    ):
+        if key not in keys:
+            rest.append((key, value))
     return f"{base}?{urlencode(rest)}", table, dead
 
 

@@ -423,3 +423,39 @@ def test_sigterm_mid_stream_stops_cleanly_and_keeps_everything(
     assert b"interrupted: 300 lines read: 300 stored in" in err
     assert sequences(pg, "t_term") == list(range(300))
     assert spooled_segments(store) == []
+
+
+def test_database_stopped_mid_batch_of_a_file(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    """The server is killed while a file streams in (1 MiB blocks: most likely mid-COPY or
+    mid-commit): the rest is spooled, and replay makes every event arrive exactly once."""
+    total = 150_000
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(events(range(total)))
+    store, url = tmp_path / "store", pg.url("t_batch")
+    args = [*ingest_args(seq_registry, store, url, source.name), "--sink-retry-seconds", "0.3"]
+    proc = subprocess.Popen(
+        [LOGKIT, *args], cwd=tmp_path, env=_env(), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(
+            "some events in PostgreSQL",
+            lambda: _table(pg, "t_batch") and query(pg, "SELECT count(*) FROM t_batch")[0][0] > 0,
+            30,
+        )
+        pg.stop("immediate")
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            pg.start()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert err.count("the sink is unavailable") == 1, err
+    assert "spooled to" in err
+    assert sequences(pg, "t_batch") != list(range(total))  # the server died before the end
+    done = logkit("replay", "--store", str(store), "--sink", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sequences(pg, "t_batch") == list(range(total))
