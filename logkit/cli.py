@@ -32,8 +32,8 @@ SinkOpt = Annotated[
     str | None,
     typer.Option(
         "--sink",
-        help="Write to this sink instead of the store: postgresql://USER@HOST:PORT/DB?table=T "
-        "(spooled to the store while it is down).",
+        help="Write to this sink instead of the store, e.g. "
+        "postgresql://USER@HOST:PORT/DB?table=T (spooled to the store while it is down).",
         show_default=False,
     ),
 ]
@@ -322,7 +322,13 @@ def replay(
             show_default=False,
         ),
     ] = None,
-    sink_retry_seconds: SinkRetryOpt = 3.0,
+    sink_retry_seconds: Annotated[
+        float,
+        typer.Option(
+            "--sink-retry-seconds",
+            help="Retry a sink that fails for about this long (backoff) before giving up.",
+        ),
+    ] = 3.0,
     store: StoreOpt = None,
 ) -> None:
     """Send what `ingest --sink` spooled while its sink was down; remove what it confirmed."""
