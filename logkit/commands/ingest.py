@@ -1,9 +1,9 @@
 """``logkit ingest``: JSONL in; envelopes and dead letters appended to the store or a sink.
 
-With ``--sink URL`` each block goes to the sink (retried with backoff); while the sink is down,
-blocks go to its spool, a file store of its own under ``<store>/_spool/``, which also holds the
-checkpoints of the inputs sent to that sink: a checkpoint is committed only once the sink
-confirmed, or the spool fsynced, everything it covers.
+With ``--sink URL`` each block is first appended to the sink's spool (a file store of its own
+under ``<store>/_spool/``, which also holds the checkpoints of the inputs sent to that sink),
+fsynced and checkpointed, then sent to the sink (retried with backoff), then cut from the spool
+once the sink confirmed it. While the sink is down, blocks stay in the spool for ``replay``.
 """
 
 from __future__ import annotations

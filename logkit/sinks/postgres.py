@@ -196,11 +196,6 @@ class PostgresSink(Sink):
             )
             conn.execute(
                 sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} (contract, version, received_at)"
-                ).format(sql.Identifier(f"{self.table}_contract_idx"[:63]), table)
-            )
-            conn.execute(
-                sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} ("
                     " id uuid PRIMARY KEY,"
                     " received_at timestamptz NOT NULL,"
@@ -224,6 +219,13 @@ class PostgresSink(Sink):
                     f"table {name} exists without the columns {', '.join(missing)}; "
                     "give another ?table= or drop it"
                 )
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('logkit.sinks.postgres'))")
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} (contract, version, received_at)"
+                ).format(sql.Identifier(f"{self.table}_contract_idx"[:63]), table)
+            )
         conn.commit()
         # Staging tables live as long as the connection; ON COMMIT DELETE ROWS empties them.
         conn.execute(

@@ -459,3 +459,19 @@ def test_database_stopped_mid_batch_of_a_file(
     done = logkit("replay", "--store", str(store), "--sink", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sequences(pg, "t_batch") == list(range(total))
+
+
+def test_an_existing_table_without_the_columns_is_a_setup_error(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    with psycopg.connect(pg.dsn()) as conn:
+        conn.execute("CREATE TABLE t_other (id integer PRIMARY KEY, body text)")
+    result = logkit(
+        *ingest_args(seq_registry, tmp_path / "s", pg.url("t_other")),
+        cwd=tmp_path,
+        stdin=events(range(3)),
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "table t_other exists without the columns " in result.stderr
+    assert "contract, payload, payload_text, received_at, version" in result.stderr
