@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -61,6 +62,15 @@ class IngestBlock:
         return sum(self.dead_lines.values())
 
 
+class _Route(NamedTuple):
+    """What the hot loop needs of a contract: its validator and its envelope text."""
+
+    contract: Contract
+    is_valid: Callable[[Any], bool]
+    #: The envelope's text between ``received_at`` and the payload.
+    middle: str
+
+
 class Enveloper:
     """Validates lines with a Checker and turns them into store lines."""
 
@@ -68,88 +78,115 @@ class Enveloper:
         self.checker = checker
         self.clock = IdClock()
         self._received_ns: int | None = None
-        self._routes: dict[tuple[Any, Any, type], Contract] = {}
+        self._routes: dict[tuple[str, Any, type], _Route] = {}
+        self._entries: dict[Contract, _Route] = {}
 
     def block(
         self, block: bytes, first_line: int, source: str, received_ns: int | None = None
     ) -> IngestBlock:
-        """Envelopes and dead letters of a block of lines. With ``received_ns`` (when the block
-        was read) the stamps are that time plus one microsecond per line, whatever the process
-        and the moment that does the work: blocks enveloped by several workers at once then
-        still get increasing stamps in input order."""
+        """Envelopes and dead letters of a block of lines. The block's stamps are one
+        microsecond per line from ``received_ns`` (when the block was read) or from now,
+        whatever the process and the moment that does the work: blocks enveloped by several
+        workers at once then still get increasing stamps in input order."""
         self._received_ns = received_ns
         out = IngestBlock(bytes=len(block))
         lines = block.split(b"\n")
+        # Line i of the block is stamped base + i (a block of n lines takes n microseconds,
+        # as the reader's stamps allot); stamps are made once the valid lines are known.
+        base = self.clock.reserve(len(lines) - (lines[-1] == b""), received_ns)
         decoder = BlockDecoder(block, self.checker.limits)
-        stored: Counter[PartitionKey] = Counter()
-        forced = self.checker.contract
-        registry = self.checker.registry
-        clock_next = self.clock.next
-        events = out.events
-        # Per contract: its validator's is_valid and the envelope text after received_at.
-        known: dict[Contract, tuple[Any, str]] = {}
+        forced = None if self.checker.contract is None else self._entry(self.checker.contract)
+        valid: list[tuple[int, _Route, bytes]] = []  # (line index, route, payload bytes)
+        keep = valid.append
         for index, values in decoder:
             if isinstance(values, ParseProblem):
                 out.lines += 1
-                self._unparsed(out, lines[index], source, first_line + index, values)
+                self._unparsed(out, lines[index], source, first_line, index, values, base)
                 continue
             out.lines += len(values)
-            raws = None if forced is not None else self._raw_payloads(lines, index, len(values))
-            at = index - 1
-            for offset, value in enumerate(values):
-                at += 1
-                if forced is not None:
-                    contract, payload, raw = forced, value, lines[at].strip()
-                else:
-                    route = self._route(value)
-                    if isinstance(route, EventFailure):
-                        self.dead(
-                            out,
-                            lines[at],
-                            source,
-                            first_line + at,
-                            route.reason,
-                            route.issues,
-                            route.contract,
-                            route.version,
-                        )
+            if forced is not None:
+                for at, ok in enumerate(map(forced.is_valid, values), index):
+                    if ok:
+                        keep((at, forced, lines[at].strip()))
+                    else:
+                        self._invalid(out, lines, at, values[at - index], forced, source,
+                                      first_line, base)  # fmt: skip
+                continue
+            raws = self._raw_payloads(lines, index, len(values))
+            routes = self._routes
+            for at, value in enumerate(values, index):
+                route: _Route | None = None
+                if type(value) is dict and "payload" in value and len(value) <= 3:
+                    name, version = value.get("contract"), value.get("version")
+                    if type(name) is str and len(value) == (2 if version is None else 3):
+                        # True == 1 in Python: a bool version never shares version 1's entry.
+                        route = routes.get((name, version, type(version)))
+                if route is None:
+                    found = self._route(value)
+                    if isinstance(found, EventFailure):
+                        self.dead(out, lines[at], source, first_line + at, found.reason,
+                                  found.issues, found.contract, found.version,
+                                  micros=base + at)  # fmt: skip
                         continue
-                    contract, payload = route, value["payload"]
-                    raw = bytes(
-                        raws[offset] if raws is not None else _raw_payload(lines[at]).payload
-                    )
-                entry = known.get(contract)
-                if entry is None:
-                    entry = known[contract] = (
-                        registry.validator(contract).is_valid,
-                        f'","contract":"{contract.name}","version":{contract.version},"payload":',
-                    )
-                if not entry[0](payload):
-                    self.dead(
-                        out,
-                        lines[at],
-                        source,
-                        first_line + at,
-                        "invalid",
-                        explain(registry.validator(contract), payload),
-                        contract.name,
-                        contract.version,
-                    )
+                    route = found
+                payload = value["payload"]
+                if not route.is_valid(payload):
+                    self._invalid(out, lines, at, payload, route, source, first_line, base)
                     continue
-                uid, received_at, dt = clock_next(received_ns)
-                key = (contract.name, contract.version, dt)
-                buffer = events.get(key)
-                if buffer is None:
-                    buffer = events[key] = bytearray()
-                buffer += f'{{"id":"{uid}","received_at":"{received_at}{entry[1]}'.encode()
-                buffer += raw
-                buffer += b"}\n"
-                stored[key] += 1
+                raw = raws[at - index] if raws is not None else _raw_payload(lines[at]).payload
+                keep((at, route, bytes(raw)))
+        self._envelopes(out, valid, base)
         out.blank = decoder.lines - out.lines
+        return out
+
+    def _envelopes(
+        self, out: IngestBlock, valid: list[tuple[int, _Route, bytes]], base: int
+    ) -> None:
+        """Append the envelopes of the valid lines to ``out``, each with its line's stamp."""
+        stamps = self.clock.stamps([base + at for at, _, _ in valid])
+        events = out.events
+        stored: Counter[PartitionKey] = Counter()
+        last: tuple[_Route, str] | None = None
+        buffer = bytearray()
+        key: PartitionKey = ("", 0, "")
+        for (_, route, raw), (uid, received_at, dt) in zip(valid, stamps, strict=True):
+            if last is None or last[0] is not route or last[1] != dt:
+                last = (route, dt)
+                key = (route.contract.name, route.contract.version, dt)
+                buffer = events.setdefault(key, bytearray())
+            buffer += f'{{"id":"{uid}","received_at":"{received_at}{route.middle}'.encode()
+            buffer += raw
+            buffer += b"}\n"
+            stored[key] += 1
         for key, count in stored.items():
             out.event_lines[key] += count
             out.outcomes[(key[0], str(key[1]), STORED)] += count
-        return out
+
+    def _invalid(
+        self,
+        out: IngestBlock,
+        lines: list[bytes],
+        at: int,
+        payload: Any,
+        route: _Route,
+        source: str,
+        first_line: int,
+        base: int,
+    ) -> None:
+        contract = route.contract
+        issues = explain(self.checker.registry.validator(contract), payload)
+        self.dead(out, lines[at], source, first_line + at, "invalid", issues, contract.name,
+                  contract.version, micros=base + at)  # fmt: skip
+
+    def _entry(self, contract: Contract) -> _Route:
+        entry = self._entries.get(contract)
+        if entry is None:
+            entry = self._entries[contract] = _Route(
+                contract,
+                self.checker.registry.validator(contract).is_valid,
+                f'","contract":"{contract.name}","version":{contract.version},"payload":',
+            )
+        return entry
 
     def _raw_payloads(self, lines: list[bytes], index: int, count: int) -> list[Any] | None:
         """The payload bytes of routed events ``lines[index:index+count]``, in one call."""
@@ -159,37 +196,44 @@ class Enveloper:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None  # some line is not routed; each is looked at on its own
 
-    def _route(self, value: Any) -> Contract | EventFailure:
-        """The contract of a routed event. The common shape, ``{contract, version?, payload}``,
-        is looked up in a small cache; anything else goes through ``Checker.route``."""
-        if type(value) is dict and "payload" in value and len(value) <= 3:
-            version = value.get("version")
-            key = (value.get("contract"), version, type(version))  # True is not version 1
-            cached = self._routes.get(key)
-            if cached is not None and len(value) == (2 if version is None else 3):
-                return cached
-        else:
-            key = None
+    def _route(self, value: Any) -> _Route | EventFailure:
+        """The route of a routed event the hot loop's cache did not answer, through
+        ``Checker.route``; the common shape, ``{contract, version?, payload}``, is remembered
+        (for contracts that exist only, and a bounded number of them)."""
         routed = self.checker.route(value)
         if isinstance(routed, EventFailure):
             return routed
-        if key is not None and len(self._routes) < 1024:
-            self._routes[key] = routed[0]
-        return routed[0]
+        entry = self._entry(routed[0])
+        name, version = value.get("contract"), value.get("version")
+        if (
+            len(value) == (2 if version is None else 3)
+            and type(name) is str
+            and len(self._routes) < 1024
+        ):
+            self._routes[(name, version, type(version))] = entry
+        return entry
 
     def _unparsed(
-        self, out: IngestBlock, data: bytes, source: str, line: int, problem: ParseProblem
+        self,
+        out: IngestBlock,
+        data: bytes,
+        source: str,
+        first_line: int,
+        index: int,
+        problem: ParseProblem,
+        base: int,
     ) -> None:
         forced = self.checker.contract
         self.dead(
             out,
             data,
             source,
-            line,
+            first_line + index,
             problem.reason,
             [Issue("", problem.rule, problem.message)],
             forced.name if forced else None,
             forced.version if forced else None,
+            micros=base + index,
         )
 
     def dead(
@@ -202,9 +246,15 @@ class Enveloper:
         issues: list[Issue],
         contract: str | None,
         version: int | None,
+        *,
+        micros: int | None = None,
     ) -> None:
-        """Add a dead letter for ``data`` to ``out``, with its counts."""
-        uid, received_at, dt = self.clock.next(self._received_ns)
+        """Add a dead letter for ``data`` to ``out``, with its counts; stamped ``micros`` when
+        given (a microsecond reserved for its line), else the clock's next stamp."""
+        if micros is None:
+            uid, received_at, dt = self.clock.next(self._received_ns)
+        else:
+            uid, received_at, dt = self.clock.stamps([micros])[0]
         out.dead.setdefault(dt, bytearray()).extend(
             dead_letter(uid, received_at, data, reason, issues, contract, version, source, line)
         )

@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 # The module-level generator is seeded from the OS and reseeded in a forked child, so worker
 # processes never share random bits; ids need uniqueness, not secrecy.
 _random_bits = random.getrandbits
+# The 12 bits after the version: the microseconds within a millisecond, scaled to 0..4095.
+_SUB_MS = [f"{micros * 4096 // 1000:03x}" for micros in range(1000)]
+# Per 64-bit group of random bits: keep the low 62, set the variant bits (10).
+_LOW62 = b"\x3f" + b"\xff" * 7
+_VARIANT = b"\x80" + b"\x00" * 7
 
 
 class IdClock:
@@ -42,8 +47,57 @@ class IdClock:
         ms_hex = self._ms_hex(second * 1000 + ms_in_second)
         # Variant bits 10, then 62 random bits: 16 hex digits, split 4 + 12.
         tail = "%016x" % (0x8000_0000_0000_0000 | _random_bits(62))
-        uid = f"{ms_hex}7{sub_ms * 4096 // 1000:03x}-{tail[:4]}-{tail[4:]}"
+        uid = f"{ms_hex}7{_SUB_MS[sub_ms]}-{tail[:4]}-{tail[4:]}"
         return uid, f"{self._prefix}.{micros:06d}Z", self._dt
+
+    def reserve(self, count: int, at_ns: int | None = None) -> int:
+        """Set aside ``count`` consecutive microseconds, as ``count`` calls of ``next(at_ns)``
+        would take them, without making the stamps yet; returns the first. ``stamps`` makes
+        those of any of them, in one call: a block of lines reserves one microsecond per line
+        and stamps only the lines that need one."""
+        first = (time.time_ns() if at_ns is None else at_ns) // 1000
+        if first <= self._last_us:
+            first = self._last_us + 1
+        self._last_us = first + count - 1
+        return first
+
+    def stamps(self, micros: list[int]) -> list[tuple[str, str, str]]:
+        """``(id, received_at, dt)`` of each reserved microsecond in ``micros`` (ascending): the
+        stamps ``next`` would have made, with far fewer Python operations per stamp."""
+        count = len(micros)
+        if not count:
+            return []
+        # 62 random bits per id, all drawn at once, with the variant bits set group by group.
+        bits = _random_bits(64 * count)
+        bits &= int.from_bytes(_LOW62 * count)
+        bits |= int.from_bytes(_VARIANT * count)
+        tails = bits.to_bytes(8 * count).hex()
+        out: list[tuple[str, str, str]] = []
+        append = out.append
+        at = 0
+        while at < count:
+            # One run of stamps within the same second: one prefix and one dt.
+            second = micros[at] // 1_000_000
+            if second != self._second:
+                self._tick(second)
+            end = at
+            limit = (second + 1) * 1_000_000
+            while end < count and micros[end] < limit:
+                end += 1
+            prefix, dt, base = self._prefix, self._dt, second * 1_000_000
+            for index in range(at, end):
+                within = micros[index] - base
+                ms_hex = self._ms_hex(second * 1000 + within // 1000)
+                tail = tails[16 * index : 16 * index + 16]
+                append(
+                    (
+                        f"{ms_hex}7{_SUB_MS[within % 1000]}-{tail[:4]}-{tail[4:]}",
+                        f"{prefix}.{within:06d}Z",
+                        dt,
+                    )
+                )
+            at = end
+        return out
 
     def _tick(self, second: int) -> None:
         self._second = second

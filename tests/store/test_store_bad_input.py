@@ -59,6 +59,13 @@ NASTY: list[tuple[bytes, str]] = [
     (_routed(b'{%s, "raw_query": "x", "results": []}' % SEARCH, b"search", b"9"),
      "unknown_contract"),
     (_routed(b'{%s, "raw_query": "x", "results": [], "session": 1}' % SEARCH), "invalid"),
+    # a contract name that is not a string (it once crashed ingest: a list is unhashable)
+    (b'{"contract": ["search"], "payload": {}}', "invalid"),
+    (b'{"contract": {"a": 1}, "version": 2, "payload": {}}', "invalid"),
+    # the shape of a remembered route, without its payload, or with a bool for its version
+    (b'{"contract": "search", "version": 2, "session": 1}', "invalid"),
+    (_routed(b'{%s, "raw_query": "x", "results": []}' % SEARCH, b"search", b"true"),
+     "invalid"),
     (b"   \t", "blank"),
     (b"", "blank"),
 ]  # fmt: skip
