@@ -52,6 +52,27 @@ _DOWN = (
     "no such file or directory",  # a Unix socket without a server: refused, in effect
 )
 
+_EVENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {} ("
+    " id uuid PRIMARY KEY,"
+    " received_at timestamptz NOT NULL,"
+    " contract text NOT NULL,"
+    " version integer NOT NULL,"
+    " payload jsonb,"
+    " payload_text text NOT NULL,"
+    " inserted_at timestamptz NOT NULL DEFAULT now())"
+)
+_DEAD_DDL = (
+    "CREATE TABLE IF NOT EXISTS {} ("
+    " id uuid PRIMARY KEY,"
+    " received_at timestamptz NOT NULL,"
+    " contract text,"
+    " version integer,"
+    " reason text NOT NULL,"
+    " record jsonb,"
+    " record_text text NOT NULL,"
+    " inserted_at timestamptz NOT NULL DEFAULT now())"
+)
 _EVENT_COLUMNS = {"id", "received_at", "contract", "version", "payload", "payload_text"}
 _DEAD_COLUMNS = {"id", "received_at", "contract", "version", "reason", "record", "record_text"}
 
@@ -178,40 +199,32 @@ class PostgresSink(Sink):
         return conn
 
     def _prepare(self, conn: psycopg.Connection[Any]) -> None:
-        table, dead = sql.Identifier(self.table), sql.Identifier(self.dead_table)
-        with conn.transaction():
-            # Two processes creating the same table at once: the lock makes the second wait.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('logkit.sinks.postgres'))")
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} ("
-                    " id uuid PRIMARY KEY,"
-                    " received_at timestamptz NOT NULL,"
-                    " contract text NOT NULL,"
-                    " version integer NOT NULL,"
-                    " payload jsonb,"
-                    " payload_text text NOT NULL,"
-                    " inserted_at timestamptz NOT NULL DEFAULT now())"
-                ).format(table)
-            )
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} ("
-                    " id uuid PRIMARY KEY,"
-                    " received_at timestamptz NOT NULL,"
-                    " contract text,"
-                    " version integer,"
-                    " reason text NOT NULL,"
-                    " record jsonb,"
-                    " record_text text NOT NULL,"
-                    " inserted_at timestamptz NOT NULL DEFAULT now())"
-                ).format(dead)
-            )
-        for name, wanted in ((self.table, _EVENT_COLUMNS), (self.dead_table, _DEAD_COLUMNS)):
+        """Create what is missing, then check columns and rights. Existing tables are only
+        read: a role with INSERT and SELECT on tables an administrator made needs no more."""
+        tables = (
+            (self.table, _EVENTS_DDL, _EVENT_COLUMNS),
+            (self.dead_table, _DEAD_DDL, _DEAD_COLUMNS),
+        )
+        for name, ddl, wanted in tables:
+            quoted = sql.Identifier(name).as_string(conn)
+            if not self._exists(conn, quoted):
+                with conn.transaction():
+                    # Two processes creating it at once: the lock makes the second one wait.
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('logkit.sinks.postgres'))")
+                    conn.execute(sql.SQL(ddl).format(sql.Identifier(name)))
+                    if name == self.table:
+                        conn.execute(
+                            sql.SQL(
+                                "CREATE INDEX IF NOT EXISTS {} ON {}"
+                                " (contract, version, received_at)"
+                            ).format(
+                                sql.Identifier(f"{name}_contract_idx"[:63]), sql.Identifier(name)
+                            )
+                        )
             rows = conn.execute(
-                "SELECT column_name FROM information_schema.columns"
-                " WHERE table_name = %s AND table_schema = current_schema()",
-                (name,),
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+                " AND attnum > 0 AND NOT attisdropped",
+                (quoted,),
             ).fetchall()
             missing = sorted(wanted - {row[0] for row in rows})
             if missing:
@@ -219,14 +232,17 @@ class PostgresSink(Sink):
                     f"table {name} exists without the columns {', '.join(missing)}; "
                     "give another ?table= or drop it"
                 )
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('logkit.sinks.postgres'))")
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} (contract, version, received_at)"
-                ).format(sql.Identifier(f"{self.table}_contract_idx"[:63]), table)
-            )
+            allowed = conn.execute(
+                "SELECT has_table_privilege(to_regclass(%s), 'INSERT')"
+                " AND has_table_privilege(to_regclass(%s), 'SELECT')",
+                (quoted, quoted),
+            ).fetchone()
+            if not (allowed and allowed[0]):
+                raise psycopg.ProgrammingError(
+                    f"the role may not INSERT into (and SELECT from) table {name}"
+                )
         conn.commit()
+
         # Staging tables live as long as the connection; ON COMMIT DELETE ROWS empties them.
         conn.execute(
             sql.SQL(
@@ -248,6 +264,11 @@ class PostgresSink(Sink):
             " EXCEPTION WHEN others THEN RETURN NULL; END $$"
         )
         conn.commit()
+
+    @staticmethod
+    def _exists(conn: psycopg.Connection[Any], quoted: str) -> bool:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (quoted,)).fetchone()
+        return bool(row and row[0])
 
     # -- writing -------------------------------------------------------------------------------
 

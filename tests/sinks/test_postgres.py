@@ -475,3 +475,40 @@ def test_an_existing_table_without_the_columns_is_a_setup_error(
     assert result.stderr.count("\n") == 1
     assert "table t_other exists without the columns " in result.stderr
     assert "contract, payload, payload_text, received_at, version" in result.stderr
+
+
+def test_a_role_that_may_only_insert_uses_tables_made_for_it(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    """No CREATE needed on tables that exist; a role that may not INSERT fails at once."""
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        for role in ("inserter", "looker"):
+            conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        for table in ("t_made", "t_look"):  # as an administrator would, by the docs' DDL
+            conn.execute(
+                f"CREATE TABLE {table} (id uuid PRIMARY KEY, received_at timestamptz NOT NULL,"
+                " contract text NOT NULL, version integer NOT NULL, payload jsonb,"
+                " payload_text text NOT NULL, inserted_at timestamptz NOT NULL DEFAULT now())"
+            )
+            conn.execute(
+                f"CREATE TABLE {table}_dead_letter (id uuid PRIMARY KEY,"
+                " received_at timestamptz NOT NULL, contract text, version integer,"
+                " reason text NOT NULL, record jsonb, record_text text NOT NULL,"
+                " inserted_at timestamptz NOT NULL DEFAULT now())"
+            )
+        conn.execute("GRANT SELECT, INSERT ON t_made, t_made_dead_letter TO inserter")
+        conn.execute("GRANT SELECT ON t_look, t_look_dead_letter TO looker")
+    good = pg.url("t_made").replace("logkit:", "inserter:")
+    result = logkit(
+        *ingest_args(seq_registry, tmp_path / "a", good), cwd=tmp_path, stdin=events(range(40))
+    )
+    assert result.returncode == 0, result.stderr
+    assert sequences(pg, "t_made") == list(range(40))
+    bad = pg.url("t_look").replace("logkit:", "looker:")
+    denied = logkit(
+        *ingest_args(seq_registry, tmp_path / "b", bad), cwd=tmp_path, stdin=events(range(4))
+    )
+    assert denied.returncode == 2, denied.stderr
+    assert denied.stderr.count("\n") == 1
+    assert "may not INSERT into (and SELECT from) table t_look" in denied.stderr
