@@ -50,6 +50,7 @@ _DOWN = (
     "too many clients",
     "connection reset",
     "no such file or directory",  # a Unix socket without a server: refused, in effect
+    "temporary failure in name resolution",  # the resolver is down, not the name wrong
 )
 
 _EVENTS_DDL = (
