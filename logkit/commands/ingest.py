@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -387,6 +388,7 @@ def _ingest_locked(
         checkpoint.segments = writer.lengths()
         save_checkpoint(root, source.path, checkpoint)  # type: ignore[arg-type]
 
+    sender = _Sender(delivery, writer, options.err, totals) if delivery is not None else None
     # Unbuffered stdin, so that waiting for data (select) and reading agree.
     stream: Any = (
         inputs.open_source(source)
@@ -408,10 +410,20 @@ def _ingest_locked(
         try:
             # Dead letters name their file as given, or "-" for stdin (dead_letter.schema.json).
             label = source.name if source.path is not None else inputs.STDIN
+            # The next block is read and validated while the previous one is on its way.
             for block, out in _processed(blocks, enveloper, label, pool, workers):
+                if sender is not None:
+                    try:
+                        sender.settle()
+                    except SinkError:
+                        if out is not None:  # read already (stdin cannot give it again): keep it
+                            _append(writer, out)
+                            totals.add(out, spooled=True)
+                            offset, line = block.end_offset, block.last_line
+                        raise
                 if out is None:
                     pass  # a pause in a stream: nothing read
-                elif delivery is None:
+                elif sender is None:
                     _append(writer, out)
                     totals.add(out)
                 else:
@@ -421,25 +433,20 @@ def _ingest_locked(
                     # (same ids), so no block is lost or stored twice, even after kill -9.
                     mark = writer.mark()
                     _append(writer, out)
-                    delivered = False
-                    if delivery.due():
+                    if sender.delivery.due():
                         writer.sync()
                         commit(block.end_offset, block.last_line)
-                        try:
-                            delivered = _deliver(delivery, out, options.err, totals)
-                        except SinkError:
-                            totals.add(out, spooled=True)  # kept in the spool; then stop
-                            offset, line = block.end_offset, block.last_line
-                            raise
-                    if delivered:
-                        writer.rollback(mark)
-                    totals.add(out, spooled=not delivered)
+                        sender.submit(out, mark)
+                    else:
+                        totals.add(out, spooled=True)
                 offset, line = block.end_offset, block.last_line
                 synced = writer.maybe_sync() or writer.options.fsync == "always"
                 if synced:
                     commit(offset, line)
                 due = writer.due_for_rotation()
                 if due:
+                    if sender is not None:
+                        sender.settle()  # its block must be cut before the segment is sealed
                     writer.sync()
                     commit(offset, line)
                     for folder in due:
@@ -447,9 +454,13 @@ def _ingest_locked(
                 monitor.tick(totals, offset - start_offset)
                 # On a signal, read_blocks stops reading; the blocks already read (in flight
                 # in the workers) are still stored: a stream cannot give them again.
+            if sender is not None:
+                sender.settle()
             writer.sync()
             commit(offset, line, complete=not stop.signum)
         except StoreError:
+            if sender is not None:
+                sender.abandon()
             # The blocks before the failed one are whole in the segments (the failed one was
             # rolled back) and counted: checkpoint them, so that they may be sealed and a
             # resumed run starts after them. If that fails too, seal nothing: recovery then
@@ -461,18 +472,60 @@ def _ingest_locked(
                 writer.release()
             raise
     finally:
+        if sender is not None:
+            sender.close()
         if source.path is not None:
             stream.close()
 
 
-def _deliver(delivery: Delivery, out: IngestBlock, err: IO[str], totals: Totals) -> bool:
-    """Send a block to the sink; False when it stays in the spool."""
-    sent = delivery.send(out)
-    totals.sink_up = delivery.down is None
-    if sent.notice:
-        err.write(f"logkit: {sent.notice}\n")
-        err.flush()
-    return sent.delivered
+class _Sender:
+    """At most one block on its way to the sink (in a thread, which mostly waits on the
+    network) while the next one is read and validated."""
+
+    def __init__(
+        self, delivery: Delivery, writer: StoreWriter, err: IO[str], totals: Totals
+    ) -> None:
+        self.delivery, self.writer, self.err, self.totals = delivery, writer, err, totals
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="logkit-sink")
+        self._pending: tuple[Future[Any], dict[Path, int], IngestBlock] | None = None
+
+    def submit(self, out: IngestBlock, mark: dict[Path, int]) -> None:
+        assert self._pending is None
+        self._pending = (self._executor.submit(self.delivery.send, out), mark, out)
+
+    def settle(self) -> None:
+        """Wait for the block in flight; cut it from the spool once the sink confirmed it.
+        Nothing was appended since it was sent, so the cut takes exactly that block."""
+        if self._pending is None:
+            return
+        future, mark, out = self._pending
+        self._pending = None
+        try:
+            sent = future.result()
+        except SinkError:
+            self.totals.add(out, spooled=True)  # kept in the spool; the run stops
+            raise
+        finally:
+            self.totals.sink_up = self.delivery.down is None
+        if sent.notice:
+            self.err.write(f"logkit: {sent.notice}\n")
+            self.err.flush()
+        if sent.delivered:
+            self.writer.rollback(mark)
+        self.totals.add(out, spooled=not sent.delivered)
+
+    def abandon(self) -> None:
+        """The run is failing: count the block in flight as spooled (it is, durably); a
+        replay sends it again harmlessly if the sink took it too."""
+        if self._pending is not None:
+            future, _mark, out = self._pending
+            self._pending = None
+            wait([future])
+            self.totals.add(out, spooled=True)
+
+    def close(self) -> None:
+        self.abandon()
+        self._executor.shutdown(wait=True)
 
 
 def _processed(
