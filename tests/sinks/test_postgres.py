@@ -6,6 +6,7 @@ carry unique sequence numbers: the oracle for "every event arrived, exactly once
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -512,3 +513,46 @@ def test_a_role_that_may_only_insert_uses_tables_made_for_it(
     assert denied.returncode == 2, denied.stderr
     assert denied.stderr.count("\n") == 1
     assert "may not INSERT into (and SELECT from) table t_look" in denied.stderr
+
+
+def test_kill_9_mid_stream_then_replay_keeps_what_was_read_once(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    """From stdin nothing can be read again: after kill -9, what the dead run had read is in
+    PostgreSQL or in its spool (recovered by replay), each event once."""
+    store, url = tmp_path / "store", pg.url("t_kill_stream")
+    proc = subprocess.Popen(
+        [LOGKIT, *ingest_args(seq_registry, store, url)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(events(range(200)))
+        proc.stdin.flush()
+        _wait_for(
+            "the first events in PostgreSQL",
+            lambda: (
+                _table(pg, "t_kill_stream")
+                and query(pg, "SELECT count(*) FROM t_kill_stream")[0][0] == 200
+            ),
+            20,
+        )
+        proc.stdin.write(events(range(200, 5000)))
+        proc.stdin.flush()
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    done = logkit("replay", "--store", str(store), "--sink", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = sequences(pg, "t_kill_stream")
+    assert len(seen) == len(set(seen))  # never twice
+    assert seen[:200] == list(range(200))
+    assert set(seen) <= set(range(5000))
+    assert spooled_segments(store) == []
