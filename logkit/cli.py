@@ -28,6 +28,22 @@ RegistryOpt = Annotated[
         show_default=False,
     ),
 ]
+SinkOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sink",
+        help="Write to this sink instead of the store, e.g. "
+        "postgresql://USER@HOST:PORT/DB?table=T (spooled to the store while it is down).",
+        show_default=False,
+    ),
+]
+SinkRetryOpt = Annotated[
+    float,
+    typer.Option(
+        "--sink-retry-seconds",
+        help="Retry a sink that fails for about this long (backoff) before spooling.",
+    ),
+]
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="Output format: text, json, github or junit.")
 ]
@@ -255,6 +271,8 @@ def ingest(
             "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
         ),
     ] = None,
+    sink: SinkOpt = None,
+    sink_retry_seconds: SinkRetryOpt = 3.0,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -280,6 +298,48 @@ def ingest(
         progress=progress,
         from_start=from_start,
         workers=workers,
+        sink=sink,
+        sink_retry_seconds=sink_retry_seconds,
+    )
+    raise typer.Exit(run(options))
+
+
+@app.command()
+def replay(
+    sink: Annotated[
+        str | None,
+        typer.Option(
+            "--sink",
+            help="Replay only this sink's spool [default: every spool, each to its sink].",
+            show_default=False,
+        ),
+    ] = None,
+    spool: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool",
+            help="Replay this spool folder (to --sink if given, else to the sink it records).",
+            show_default=False,
+        ),
+    ] = None,
+    sink_retry_seconds: Annotated[
+        float,
+        typer.Option(
+            "--sink-retry-seconds",
+            help="Retry a sink that fails for about this long (backoff) before giving up.",
+        ),
+    ] = 3.0,
+    store: StoreOpt = None,
+) -> None:
+    """Send what `ingest --sink` spooled while its sink was down; remove what it confirmed."""
+    from logkit.commands.replay import ReplayOptions
+    from logkit.commands.replay import replay as run
+
+    options = ReplayOptions(
+        settings=_settings(store=store),
+        sink=sink,
+        spool=spool,
+        retry_seconds=sink_retry_seconds,
     )
     raise typer.Exit(run(options))
 

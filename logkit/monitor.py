@@ -56,6 +56,8 @@ class Monitor:
             f"ingesting: {rate:,.0f} events/s · {totals.stored:,} stored · "
             f"{totals.dead:,} dead-lettered · {totals.bytes / 1e6:,.1f} MB"
         )
+        if totals.sink is not None:
+            line += f" · {totals.spooled:,} spooled" + ("" if totals.sink_up else " (sink down)")
         if self.total_bytes:
             line += f" ({min(100.0, 100 * totals.bytes / self.total_bytes):.0f}%)"
         if self.tty:
@@ -98,6 +100,29 @@ class _TotalsCollector:
         )
         last.add_metric([], self.totals.last_success)
         yield last
+        if self.totals.sink is None:
+            return
+        spooled = CounterMetricFamily(
+            "logkit_sink_spooled",
+            "Records written to the local spool because the sink was down, by kind.",
+            labels=["sink", "kind"],
+        )
+        spooled.add_metric([self.totals.sink, "event"], self.totals.spooled)
+        spooled.add_metric([self.totals.sink, "dead_letter"], self.totals.spooled_dead)
+        yield spooled
+        errors = CounterMetricFamily(
+            "logkit_sink_errors",
+            "Failed sink calls (each retry counts), by kind: unavailable or error.",
+            labels=["sink", "kind"],
+        )
+        for kind in ("unavailable", "error"):
+            errors.add_metric([self.totals.sink, kind], self.totals.sink_errors.get(kind, 0))
+        yield errors
+        up = GaugeMetricFamily(
+            "logkit_sink_up", "1 while the sink takes writes, else 0.", labels=["sink"]
+        )
+        up.add_metric([self.totals.sink], 1.0 if self.totals.sink_up else 0.0)
+        yield up
 
 
 def write_metrics(path: Path, totals: Totals) -> None:

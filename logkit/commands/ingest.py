@@ -1,4 +1,10 @@
-"""``logkit ingest``: JSONL in; envelopes and dead letters appended to the store."""
+"""``logkit ingest``: JSONL in; envelopes and dead letters appended to the store or a sink.
+
+With ``--sink URL`` each block is first appended to the sink's spool (a file store of its own
+under ``<store>/_spool/``, which also holds the checkpoints of the inputs sent to that sink),
+fsynced and checkpointed, then sent to the sink (retried with backoff), then cut from the spool
+once the sink confirmed it. While the sink is down, blocks stay in the spool for ``replay``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from logkit import inputs
 from logkit.errors import StoreError, UsageError
@@ -20,6 +27,7 @@ from logkit.parse import Limits
 from logkit.registry import ContractRef, Registry
 from logkit.results import Issue, plural
 from logkit.settings import Settings
+from logkit.sinks import SinkError
 from logkit.store import layout
 from logkit.store.ids import IdClock
 from logkit.store.recovery import (
@@ -30,8 +38,13 @@ from logkit.store.recovery import (
     save_checkpoint,
     set_writer_mode,
 )
-from logkit.store.writer import StoreWriter, WriterOptions
+from logkit.store.writer import StoreWriter, WriterOptions, write_json_atomic
 from logkit.validation import Checker
+
+if TYPE_CHECKING:
+    from logkit.sinks.delivery import Delivery
+
+SPOOLED = "spooled"
 
 
 @dataclass
@@ -49,6 +62,8 @@ class IngestOptions:
     metrics_file: Path | None = None
     progress: bool | None = None
     from_start: bool = False
+    sink: str | None = None
+    sink_retry_seconds: float = 3.0
     err: IO[str] = field(default_factory=lambda: sys.stderr)
 
 
@@ -64,15 +79,29 @@ class Totals:
     skipped_sources: list[str] = field(default_factory=list)
     busy_sources: list[str] = field(default_factory=list)
     last_success: float = 0.0
+    #: With --sink: its label, events and dead letters spooled, errors by kind, up or down.
+    sink: str | None = None
+    spool: Path | None = None
+    spooled: int = 0
+    spooled_dead: int = 0
+    sink_errors: Counter[str] = field(default_factory=Counter)
+    sink_up: bool = True
 
-    def add(self, block: IngestBlock) -> None:
+    def add(self, block: IngestBlock, *, spooled: bool = False) -> None:
         self.lines += block.lines
         self.blank += block.blank
         self.bytes += block.bytes
-        self.stored += block.stored
         self.dead += block.dead_lettered
-        self.outcomes.update(block.outcomes)
         self.rules.update(block.rules)
+        if spooled:
+            self.spooled += block.stored
+            self.spooled_dead += block.dead_lettered
+            for (contract, version, outcome), count in block.outcomes.items():
+                key = (contract, version, SPOOLED if outcome == STORED else outcome)
+                self.outcomes[key] += count
+            return
+        self.stored += block.stored
+        self.outcomes.update(block.outcomes)
         if block.stored:
             self.last_success = time.time()
 
@@ -149,7 +178,61 @@ def ingest(options: IngestOptions) -> int:
             f"{bad.name}: ingest reads JSONL (one event per line); convert "
             f"{bad.kind.upper()} files first"
         )
+    stop = _Stop()
+    delivery = _open_sink(options, stop) if options.sink else None
+    try:
+        return _ingest_into(options, checker, contract, limits, sources, stop, delivery)
+    finally:
+        if delivery is not None:
+            delivery.sink.close()
+
+
+def _open_sink(options: IngestOptions, stop: _Stop) -> Delivery:
+    """The sink of ``--sink``, not yet connected (a URL of no known kind raises here)."""
+    from logkit.sinks import open_sink
+    from logkit.sinks.delivery import Delivery, RetryPolicy
+
+    assert options.sink is not None
+    if options.sink_retry_seconds < 0:
+        raise UsageError("--sink-retry-seconds must be 0 or more")
+    return Delivery(
+        open_sink(options.sink),
+        RetryPolicy(retry_seconds=options.sink_retry_seconds),
+        stop=lambda: stop.signum,
+    )
+
+
+def _start_sink(delivery: Delivery, root: Path, err: IO[str]) -> None:
+    """Connect and check the sink: a setup error raises here, before any event is read. A sink
+    that is only down is said once; the first blocks then go to the spool."""
+    from logkit.sinks.delivery import SINK_FILE
+
+    started = delivery.start()
+    if started.notice:
+        err.write(f"logkit: {started.notice}\n")
+    if not (root / SINK_FILE).exists():
+        # So that `logkit replay` knows where this spool goes (never the password).
+        try:
+            write_json_atomic(root / SINK_FILE, {"url": delivery.sink.label})
+        except OSError as exc:
+            raise StoreError(f"{root}: cannot write {SINK_FILE}: {exc.strerror or exc}") from exc
+
+
+def _ingest_into(
+    options: IngestOptions,
+    checker: Checker,
+    contract: Any,
+    limits: Limits,
+    sources: list[inputs.Source],
+    stop: _Stop,
+    delivery: Delivery | None,
+) -> int:
+    registry = checker.registry
     root = options.settings.store
+    if delivery is not None:
+        from logkit.sinks.delivery import spool_root
+
+        root = spool_root(root, delivery.sink.url)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -180,13 +263,19 @@ def ingest(options: IngestOptions) -> int:
             initializer=_init_worker,
         )
     try:
+        # After the fork: a child must not share the sink's connection (its exit could close it).
+        if delivery is not None:
+            _start_sink(delivery, root, options.err)
         writer = StoreWriter(root, writer_options)
-    except StoreError:
+    except BaseException:
         if pool is not None:
             _end_pool(pool)
         raise
     totals = Totals()
-    stop = _Stop()
+    if delivery is not None:
+        totals.sink, totals.spool = delivery.sink.label, root
+        totals.sink_up = delivery.down is None
+        totals.sink_errors = delivery.errors  # shared, so the metrics file sees them as they come
     previous = stop.install()
     # Past RLIMIT_FSIZE a write should fail with EFBIG (handled), not kill the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -203,7 +292,9 @@ def ingest(options: IngestOptions) -> int:
         for source in sources:
             if stop.signum:
                 break
-            _ingest_source(source, options, writer, enveloper, totals, stop, monitor, pool, workers)
+            _ingest_source(
+                source, options, writer, enveloper, totals, stop, monitor, pool, workers, delivery
+            )
         writer.close()
     except StoreError as exc:
         failed = exc
@@ -236,9 +327,10 @@ def _ingest_source(
     monitor: Any,
     pool: Any = None,
     workers: int = 1,
+    delivery: Delivery | None = None,
 ) -> None:
     """Ingest one source; an input file by one process at a time (a second run skips it)."""
-    args = (source, options, writer, enveloper, totals, stop, monitor, pool, workers)
+    args = (source, options, writer, enveloper, totals, stop, monitor, pool, workers, delivery)
     if source.path is None:
         _ingest_locked(*args)
         return
@@ -262,6 +354,7 @@ def _ingest_locked(
     monitor: Any,
     pool: Any = None,
     workers: int = 1,
+    delivery: Delivery | None = None,
 ) -> None:
     root = writer.root
     checkpoint: Checkpoint | None = None
@@ -295,6 +388,7 @@ def _ingest_locked(
         checkpoint.segments = writer.lengths()
         save_checkpoint(root, source.path, checkpoint)  # type: ignore[arg-type]
 
+    sender = _Sender(delivery, writer, options.err, totals) if delivery is not None else None
     # Unbuffered stdin, so that waiting for data (select) and reading agree.
     stream: Any = (
         inputs.open_source(source)
@@ -316,16 +410,43 @@ def _ingest_locked(
         try:
             # Dead letters name their file as given, or "-" for stdin (dead_letter.schema.json).
             label = source.name if source.path is not None else inputs.STDIN
+            # The next block is read and validated while the previous one is on its way.
             for block, out in _processed(blocks, enveloper, label, pool, workers):
-                if out is not None:
+                if sender is not None:
+                    try:
+                        sender.settle()
+                    except SinkError:
+                        if out is not None:  # read already (stdin cannot give it again): keep it
+                            _append(writer, out)
+                            totals.add(out, spooled=True)
+                            offset, line = block.end_offset, block.last_line
+                        raise
+                if out is None:
+                    pass  # a pause in a stream: nothing read
+                elif sender is None:
                     _append(writer, out)
                     totals.add(out)
+                else:
+                    # Write-ahead: the block is durable in the spool (and checkpointed) before
+                    # the sink sees it, and cut from the spool once the sink confirmed it. A
+                    # crash in between leaves it in the spool, and replaying it is harmless
+                    # (same ids), so no block is lost or stored twice, even after kill -9.
+                    mark = writer.mark()
+                    _append(writer, out)
+                    if sender.delivery.due():
+                        writer.sync()
+                        commit(block.end_offset, block.last_line)
+                        sender.submit(out, mark)
+                    else:
+                        totals.add(out, spooled=True)
                 offset, line = block.end_offset, block.last_line
                 synced = writer.maybe_sync() or writer.options.fsync == "always"
                 if synced:
                     commit(offset, line)
                 due = writer.due_for_rotation()
                 if due:
+                    if sender is not None:
+                        sender.settle()  # its block must be cut before the segment is sealed
                     writer.sync()
                     commit(offset, line)
                     for folder in due:
@@ -333,9 +454,13 @@ def _ingest_locked(
                 monitor.tick(totals, offset - start_offset)
                 # On a signal, read_blocks stops reading; the blocks already read (in flight
                 # in the workers) are still stored: a stream cannot give them again.
+            if sender is not None:
+                sender.settle()
             writer.sync()
             commit(offset, line, complete=not stop.signum)
         except StoreError:
+            if sender is not None:
+                sender.abandon()
             # The blocks before the failed one are whole in the segments (the failed one was
             # rolled back) and counted: checkpoint them, so that they may be sealed and a
             # resumed run starts after them. If that fails too, seal nothing: recovery then
@@ -347,8 +472,60 @@ def _ingest_locked(
                 writer.release()
             raise
     finally:
+        if sender is not None:
+            sender.close()
         if source.path is not None:
             stream.close()
+
+
+class _Sender:
+    """At most one block on its way to the sink (in a thread, which mostly waits on the
+    network) while the next one is read and validated."""
+
+    def __init__(
+        self, delivery: Delivery, writer: StoreWriter, err: IO[str], totals: Totals
+    ) -> None:
+        self.delivery, self.writer, self.err, self.totals = delivery, writer, err, totals
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="logkit-sink")
+        self._pending: tuple[Future[Any], dict[Path, int], IngestBlock] | None = None
+
+    def submit(self, out: IngestBlock, mark: dict[Path, int]) -> None:
+        assert self._pending is None
+        self._pending = (self._executor.submit(self.delivery.send, out), mark, out)
+
+    def settle(self) -> None:
+        """Wait for the block in flight; cut it from the spool once the sink confirmed it.
+        Nothing was appended since it was sent, so the cut takes exactly that block."""
+        if self._pending is None:
+            return
+        future, mark, out = self._pending
+        self._pending = None
+        try:
+            sent = future.result()
+        except SinkError:
+            self.totals.add(out, spooled=True)  # kept in the spool; the run stops
+            raise
+        finally:
+            self.totals.sink_up = self.delivery.down is None
+        if sent.notice:
+            self.err.write(f"logkit: {sent.notice}\n")
+            self.err.flush()
+        if sent.delivered:
+            self.writer.rollback(mark)
+        self.totals.add(out, spooled=not sent.delivered)
+
+    def abandon(self) -> None:
+        """The run is failing: count the block in flight as spooled (it is, durably); a
+        replay sends it again harmlessly if the sink took it too."""
+        if self._pending is not None:
+            future, _mark, out = self._pending
+            self._pending = None
+            wait([future])
+            self.totals.add(out, spooled=True)
+
+    def close(self) -> None:
+        self.abandon()
+        self._executor.shutdown(wait=True)
 
 
 def _processed(
@@ -459,12 +636,20 @@ def _report(
     for name in totals.busy_sources:
         err.write(f"{name}: being ingested by another logkit process; skipped\n")
     head = "interrupted: " if signum else ""
+    where = f" in {totals.sink}" if totals.sink else ""
+    spooled = f"{totals.spooled:,} spooled, " if totals.sink else ""
+    dead_spooled = f" ({totals.spooled_dead:,} of them spooled)" if totals.spooled_dead else ""
     err.write(
-        f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored, "
-        f"{totals.dead:,} dead-lettered"
+        f"{head}{plural(totals.lines, 'line')} read: {totals.stored:,} stored{where}, "
+        f"{spooled}{totals.dead:,} dead-lettered{dead_spooled}"
         + (f" ({plural(totals.blank, 'blank line')} skipped)" if totals.blank else "")
         + "\n"
     )
+    if totals.spooled or totals.spooled_dead:
+        err.write(
+            f"{plural(totals.spooled + totals.spooled_dead, 'record')} spooled to {totals.spool}: "
+            "`logkit replay` sends them to the sink\n"
+        )
     for (contract, version, outcome), count in sorted(totals.outcomes.items()):
         label = contract if version == "-" else f"{contract}@{version}"
         err.write(f"  {label:<24} {outcome:<28} {count:>12,}\n")
@@ -481,15 +666,20 @@ def _report(
                 "dead_lettered": totals.dead,
                 "interrupted": bool(signum),
                 "error": str(failed) if failed else None,
-                "store": str(root),
+                "store": str(options.settings.store),
+                "spool": str(totals.spool) if totals.spool else None,
+                "sink": totals.sink,
+                "spooled": totals.spooled,
+                "spooled_dead_letters": totals.spooled_dead,
+                "sink_errors": dict(totals.sink_errors),
                 "skipped_sources": totals.skipped_sources,
                 "busy_sources": totals.busy_sources,
                 "outcomes": [
                     {
                         "contract": c,
                         "version": None if v == "-" else int(v),
-                        "outcome": STORED if o == STORED else DEAD,
-                        "reason": None if o == STORED else o.split(":", 1)[1],
+                        "outcome": o if o in (STORED, SPOOLED) else DEAD,
+                        "reason": None if o in (STORED, SPOOLED) else o.split(":", 1)[1],
                         "count": n,
                     }
                     for (c, v, o), n in sorted(totals.outcomes.items())

@@ -85,9 +85,8 @@ def redact(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    # The netloc as written after the last "@" (a malformed port must not make this fail).
+    host = parts.netloc.rsplit("@", 1)[1]
     netloc = f"{parts.username or ''}:***@{host}"
     return parts._replace(netloc=netloc).geturl()
 

@@ -161,6 +161,11 @@ class StoreWriter:
         On failure the segment stays open and listed, so that the next checkpoint still covers
         it and recovery seals it later."""
         segment = self.segments[folder]
+        if segment.size == 0:  # emptied by a rollback: nothing to read, nothing to seal
+            del self.segments[folder]
+            os.close(segment.fd)
+            segment.open_path.unlink(missing_ok=True)
+            return
         try:
             if segment.synced != segment.size:
                 os.fsync(segment.fd)
