@@ -92,14 +92,14 @@ class ClientErrors:
 
     def __init__(self) -> None:
         self.last: Any = None
-        self.fatal = False
+        self.fatal: Any = None  # the fatal error, if one came
         self.codes: set[int] = set()
 
     def __call__(self, error: Any) -> None:
         self.last = error
         self.codes.add(error.code())
         if error.fatal():
-            self.fatal = True
+            self.fatal = error
 
     def reason(self, fallback: str = "") -> str:
         """The last error in words (librdkafka's message without its prefixes)."""

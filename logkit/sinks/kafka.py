@@ -141,7 +141,17 @@ class KafkaSink(Sink):
                     )
                 self._produce(producer, self.dead_letter_topic, line, key, headers, deliveries)
         # Every message gets a report within message.timeout.ms; the margin covers the last.
-        left = producer.flush(self.timeout + 5)
+        try:
+            left = producer.flush(self.timeout + 5)
+        except Exception as exc:
+            # A fatal error is raised from flush (and confluent-kafka may then report the
+            # pending callback as a SystemError): replace the producer, let the caller retry.
+            self._drop()
+            cause = exc.__cause__ if isinstance(exc, SystemError) and exc.__cause__ else exc
+            reason = describe(self._errors.fatal or cause)
+            raise SinkUnavailable(
+                f"{self.label}: the producer failed ({reason}); the block was not confirmed"
+            ) from None
         if left or deliveries.failed:
             self._failed(deliveries, left)
 
@@ -164,9 +174,16 @@ class KafkaSink(Sink):
                 producer.poll(0.1)
             except Exception as exc:
                 deliveries.sent -= 1
-                raise SinkError(
-                    f"{self.label}: cannot produce to {topic}: {describe(exc)}"
-                ) from None
+                error = exc.args[0] if exc.args and hasattr(exc.args[0], "fatal") else None
+                message = f"{self.label}: cannot produce to {topic}: {describe(exc)}"
+                if error is not None and error.fatal():
+                    # librdkafka: a producer in a fatal state must be replaced (e.g. a broker
+                    # that lost the idempotent producer's state answers UNKNOWN_PRODUCER_ID).
+                    self._drop()
+                    raise SinkUnavailable(message) from None
+                if error is not None and error.retriable():
+                    raise SinkUnavailable(message) from None
+                raise SinkError(message) from None
 
     def _failed(self, deliveries: _Deliveries, left: int) -> None:
         not_confirmed = deliveries.sent - deliveries.confirmed
@@ -178,7 +195,7 @@ class KafkaSink(Sink):
             f"{self.label}: {not_confirmed:,} of {deliveries.sent:,} messages not confirmed "
             f"by the brokers ({reason})"
         )
-        if self._errors.fatal or left:
+        if self._errors.fatal is not None or left:
             # A fatal producer (or one still holding messages) is not reused: the next write
             # starts a new one, so that a retry resends the block from a clean state.
             self._drop()
