@@ -256,3 +256,42 @@ def test_consume_rides_out_a_broker_restart(own_broker: Broker, tmp_path: Path) 
     missing = sorted(expected - set(seqs))
     assert not missing, f"{len(missing)} events lost, e.g. {missing[:10]}"
     assert set(seqs) == expected
+
+
+def test_bare_events_with_contract_and_strict(broker: Broker, tmp_path: Path) -> None:
+    topic = broker.topic("bare")
+    valid = [
+        json.dumps(
+            {
+                "user_id": f"u_{i}",
+                "query_id": f"00000000-0000-4000-8000-{i:012d}",
+                "raw_query": "boots",
+                "results": [],
+            }
+        ).encode()
+        for i in range(30)
+    ]
+    invalid = [b'{"user_id": "u_x", "query_id": "00000000-0000-4000-8000-000000000999"}', b"{"]
+    # A message is one event even when it spans lines (pretty-printed JSON).
+    pretty = json.dumps(json.loads(valid[0]), indent=2).encode()
+    broker.produce(topic, [*valid, *invalid, pretty, None])
+    result = logkit(
+        "consume",
+        broker.url(topic, GROUP_OPTIONS),
+        "--group",
+        "g-bare",
+        "--contract",
+        "search@1",
+        "--strict",
+        "--max-messages",
+        "34",
+        env=env(LOGKIT_STORE=str(tmp_path / "store")),
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "34 messages read: 31 stored, 2 dead-lettered (1 empty message skipped)" in err
+    contents = read_store(tmp_path / "store")
+    assert {r.value["contract"] for r in contents.events} == {"search"}
+    assert {r.value["version"] for r in contents.events} == {1}
+    assert sorted(r.value["reason"] for r in contents.dead) == ["invalid", "malformed_json"]
+    assert {r.value["contract"] for r in contents.dead} == {"search"}

@@ -16,7 +16,7 @@ from storekit import REGISTRY, env, logkit, make_lines, seq_of
 
 from logkit.ingest import Enveloper, IngestBlock
 from logkit.registry import Registry
-from logkit.sinks import SinkSetupError, SinkUnavailable, open_sink
+from logkit.sinks import SinkError, SinkSetupError, SinkUnavailable, open_sink
 from logkit.validation import Checker
 
 
@@ -157,6 +157,16 @@ def test_help_does_not_import_the_kafka_client() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "--group" in result.stdout
+
+
+def test_a_message_too_large_is_a_sink_error_not_a_retry(broker: Broker) -> None:
+    topic = broker.topic("large", dead_letter=True)
+    enveloper = Enveloper(Checker(Registry.load(REGISTRY)))
+    block = enveloper.block(b"{" + b"x" * 1_040_000 + b"\n", 1, "large.jsonl")
+    assert block.dead_lettered == 1
+    with pytest.raises(SinkError, match="too large") as caught:
+        open_sink(broker.url(topic)).write(block)
+    assert not isinstance(caught.value, SinkUnavailable)
 
 
 def test_broker_killed_then_restarted(own_broker: Broker) -> None:
