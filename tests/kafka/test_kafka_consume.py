@@ -295,3 +295,50 @@ def test_bare_events_with_contract_and_strict(broker: Broker, tmp_path: Path) ->
     assert {r.value["version"] for r in contents.events} == {1}
     assert sorted(r.value["reason"] for r in contents.dead) == ["invalid", "malformed_json"]
     assert {r.value["contract"] for r in contents.dead} == {"search"}
+
+
+def test_a_sink_that_stays_down_is_never_committed(
+    broker: Broker, own_broker: Broker, tmp_path: Path
+) -> None:
+    """Input on one broker, output on another that dies: consume retries, then exits 3 without
+    committing, so the next run (output broker back, empty: Tansu's memory storage) delivers
+    every event the failed run could not."""
+    topic = broker.topic("in")
+    group = "g-down"
+    own_broker.create_topics("out", "out.dead_letter")
+    first = make_lines(100, seed=15, invalid_rate=0.1)
+    second = make_lines(100, seed=16, start=5000, invalid_rate=0.1)
+    args = ["--sink", own_broker.url("out", "timeout=2"), "--batch-size", "50"]
+    proc = start_consume(broker, topic, group, tmp_path / "unused", *args, "--retry-seconds", "3")
+    with reaped(proc):
+        produce_lines(broker, topic, first)
+        wait_for_no_lag(broker, topic, group)
+        own_broker.kill()
+        produce_lines(broker, topic, second)
+        _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 3, text
+    assert "retrying in 0.5 s" in text
+    assert "logkit: error: kafka://" in text
+    assert "not confirmed" in text
+    assert "Traceback" not in text
+    assert broker.lag(topic, group) == 100  # the failed batches were not committed
+
+    own_broker.start()
+    own_broker.create_topics("out", "out.dead_letter")
+    again = logkit(
+        "consume",
+        broker.url(topic, GROUP_OPTIONS),
+        "--group",
+        group,
+        *args,
+        "--max-messages",
+        "100",
+        env=env(LOGKIT_STORE=str(tmp_path / "unused")),
+    )
+    assert again.returncode == 0, again.stderr.decode()
+    valid = sum(line.valid for line in second)
+    out = own_broker.read("out", valid)
+    dead = own_broker.read("out.dead_letter", 100 - valid)
+    assert {seq_of(m.value()) for m in out + dead} == {line.seq for line in second}
+    assert broker.lag(topic, group) == 0
