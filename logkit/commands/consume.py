@@ -103,7 +103,7 @@ def consume(options: ConsumeOptions) -> int:
         consumer.close()
         target.close()
         raise
-    return _run(options, address, consumer, target, enveloper, errors)
+    return _run(options, address, consumer, target, enveloper)
 
 
 def _target(options: ConsumeOptions, bootstrap: str, topic: str) -> Sink:
@@ -142,7 +142,6 @@ def _run(
     consumer: Any,
     target: Sink,
     enveloper: Enveloper,
-    errors: ClientErrors,
 ) -> int:
     from logkit.monitor import Monitor
 
