@@ -3,9 +3,9 @@
 Each batch of messages is enveloped like a block of ``ingest`` input, written to the target (the
 file store, fsynced; or a sink, confirmed), and only then are its offsets committed: at least
 once. A process that dies between the write and the commit leaves a batch that the group reads
-again, so duplicates are possible and carry the same ``raw`` event (envelope ids differ:
-``received_at`` is the time of each reading). Kafka shares the partitions among the processes of
-a group; nothing in logkit coordinates them.
+again: the copies have the same envelope ids (``logkit.kafkabatch``), so they are duplicates by
+id. Kafka shares the partitions among the processes of a group; nothing in logkit coordinates
+them.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
-
 from logkit.commands.ingest import Totals, _append, _Stop, recover_store
 from logkit.errors import StoreError, UsageError
 from logkit.ingest import Enveloper, IngestBlock
+from logkit.kafkabatch import envelope_batch
 from logkit.kafkaconf import ClientErrors, check_topic, client_config, describe, parse_kafka_url
 from logkit.parse import Limits
 from logkit.registry import ContractRef, Registry
@@ -170,7 +169,7 @@ def _run(
                 continue
             last_message = time.monotonic()
             stats.messages += len(messages)
-            block = _envelope(enveloper, messages, source)
+            block = envelope_batch(enveloper, messages, source)
             if not _write(target, block, options, stop, stats):
                 break  # interrupted while the target was down: nothing of this batch counted
             totals.add(block)
@@ -211,36 +210,6 @@ def _usable(message: Any, address: Any) -> bool:
     if error.fatal():
         raise StoreError(f"consume {address.label}: {describe(error)}")
     return False
-
-
-_decode_dead = msgspec.json.decode
-_encode = msgspec.json.encode
-
-
-def _envelope(enveloper: Enveloper, messages: list[Any], source: str) -> IngestBlock:
-    """The batch as one block of lines, message ``i`` on line ``i + 1``; each dead letter's
-    ``source`` then names its partition and offset instead of a line."""
-    values = []
-    for message in messages:
-        value = message.value() or b""
-        # A message is one event: line breaks inside it are JSON whitespace, not separators.
-        values.append(value.replace(b"\n", b" ") if b"\n" in value else value)
-    block = enveloper.block(b"\n".join(values) + b"\n", 1, source)
-    for dt, data in block.dead.items():
-        lines = []
-        for line in bytes(data).splitlines():
-            record = _decode_dead(line)
-            where = record.get("source") or {}
-            message = messages[where.get("line", 1) - 1]
-            record["source"] = {
-                "file": source,
-                "topic": message.topic(),
-                "partition": message.partition(),
-                "offset": message.offset(),
-            }
-            lines.append(_encode(record))
-        block.dead[dt] = bytearray(b"\n".join(lines) + b"\n")
-    return block
 
 
 def _write(

@@ -123,8 +123,10 @@ class Broker:
         values: list[bytes | None],
         keys: list[bytes] | None = None,
         per_second: float | None = None,
+        timestamps: list[int] | None = None,
     ) -> list[int]:
-        """Send ``values`` (at ``per_second`` if given); the partition each one went to."""
+        """Send ``values`` (at ``per_second`` if given, with these CreateTime milliseconds if
+        given); the partition each one went to."""
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
         partitions = [-1] * len(values)
 
@@ -139,7 +141,8 @@ class Broker:
         started = time.monotonic()
         for index, value in enumerate(values):
             key = keys[index] if keys else None
-            producer.produce(topic, value, key, on_delivery=delivered(index))
+            extra = {"timestamp": timestamps[index]} if timestamps else {}
+            producer.produce(topic, value, key, on_delivery=delivered(index), **extra)
             producer.poll(0)
             if per_second is not None:
                 time.sleep(max(0.0, started + index / per_second - time.monotonic()))

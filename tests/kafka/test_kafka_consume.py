@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from kafkakit import Broker
 from storekit import (
     LOGKIT,
     SCHEMAS,
+    Contents,
     Line,
     assert_exactly_once,
     env,
@@ -34,10 +36,11 @@ from storekit import (
 
 from logkit.commands.ingest import recover_store
 
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 GROUP_OPTIONS = "session.timeout.ms=6000&heartbeat.interval.ms=1000"
 
 
-def produce_lines(broker: Broker, topic: str, lines: list[Line], **kwargs: float) -> list[int]:
+def produce_lines(broker: Broker, topic: str, lines: list[Line], **kwargs: Any) -> list[int]:
     return broker.produce(
         topic, [line.data for line in lines], [str(line.seq).encode() for line in lines], **kwargs
     )
@@ -72,10 +75,27 @@ def stored_seqs(store: Path) -> Counter[int]:
     return seqs
 
 
+def stamp(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000 * 1000:06d}Z"
+
+
+def ids_by_seq(contents: Contents) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = {}
+    for record in contents.events:
+        seq = seq_of(record.value["payload"]["query_id"].encode())
+        found.setdefault(seq, set()).add(record.value["id"])
+    for record in contents.dead:
+        found.setdefault(seq_of(raw_of(record.value)), set()).add(record.value["id"])
+    return found
+
+
 def test_consume_stores_every_event_once_and_commits(broker: Broker, tmp_path: Path) -> None:
     topic = broker.topic("raw", partitions=3)
     lines = make_lines(600, seed=10, invalid_rate=0.15)
-    produce_lines(broker, topic, lines)
+    # 2026-12-01T23:59:59.700Z plus one millisecond per event: the store's day changes inside.
+    start_ms = 1_796_169_599_700
+    produce_lines(broker, topic, lines, timestamps=[start_ms + line.seq for line in lines])
     store = tmp_path / "store"
     result = logkit(
         "consume",
@@ -95,10 +115,21 @@ def test_consume_stores_every_event_once_and_commits(broker: Broker, tmp_path: P
     valid = sum(line.valid for line in lines)
     assert f"600 messages read: {valid} stored, {600 - valid} dead-lettered" in err
     contents = assert_exactly_once(store, lines)
+    # received_at is the message's timestamp (so the day folder too), and ids follow it.
+    for record in contents.events:
+        seq = seq_of(record.value["payload"]["query_id"].encode())
+        assert record.value["received_at"] == stamp(start_ms + seq), record.value
+    for record in contents.dead:
+        assert record.value["received_at"] == stamp(start_ms + seq_of(raw_of(record.value)))
+    days = {record.path.parent.name for record in contents.events}
+    assert days == {"dt=2026-12-01", "dt=2026-12-02"}
+    envelope_schema = json.loads((SCHEMAS / "envelope.schema.json").read_text())
+    for record in contents.events:
+        jsonschema.validate(record.value, envelope_schema, format_checker=FORMATS)
     # Dead letters name the partition and offset they came from, and follow their schema.
     schema = json.loads((SCHEMAS / "dead_letter.schema.json").read_text())
     for record in contents.dead:
-        jsonschema.validate(record.value, schema)
+        jsonschema.validate(record.value, schema, format_checker=FORMATS)
         source = record.value["source"]
         assert source["topic"] == topic
         assert source["partition"] in (0, 1, 2)
@@ -121,6 +152,22 @@ def test_consume_stores_every_event_once_and_commits(broker: Broker, tmp_path: P
     )
     assert again.returncode == 0, again.stderr.decode()
     assert "0 messages read: 0 stored, 0 dead-lettered" in again.stderr.decode()
+
+    # Ids are a function of the message: another group reading the topic into another store
+    # stores every event under the same id (so a re-read after a crash is a duplicate by id).
+    other = logkit(
+        "consume",
+        broker.url(topic, GROUP_OPTIONS),
+        "--group",
+        "g-other",
+        "--max-messages",
+        "600",
+        "--batch-size",
+        "70",
+        env=env(LOGKIT_STORE=str(tmp_path / "other")),
+    )
+    assert other.returncode == 0, other.stderr.decode()
+    assert ids_by_seq(read_store(tmp_path / "other")) == ids_by_seq(contents)
 
 
 def test_consume_into_a_kafka_topic(broker: Broker, tmp_path: Path) -> None:
@@ -220,6 +267,8 @@ def test_two_consumers_one_killed_the_survivor_takes_over(broker: Broker, tmp_pa
     assert late <= by_writer[str(survivor.pid)]
     # At least once: a batch the victim stored but had not committed is read again (ids
     # differ; the raw event, here its sequence number, shows the copy).
+    # Copies carry the id of their message: duplicates by id, as an idempotent sink sees them.
+    assert all(len(ids) == 1 for ids in ids_by_seq(read_store(store)).values())
     duplicates = sum(n - 1 for n in seqs.values())
     assert duplicates <= 2 * 20 * 2, duplicates  # the batches in flight of the victim
 
