@@ -114,6 +114,7 @@ class KafkaSink(Sink):
     def write(self, block: IngestBlock) -> None:
         """Produce every envelope and dead letter of ``block``; return once all are confirmed."""
         producer = self.producer
+        self._errors.last = None  # a failure names what went wrong during this write only
         deliveries = _Deliveries()
         key_mode = self.key
         for (name, version, _dt), data in block.events.items():
