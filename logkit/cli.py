@@ -569,6 +569,97 @@ def serve(
     raise typer.Exit(run(options))
 
 
+@app.command()
+def consume(
+    url: Annotated[
+        str, typer.Argument(help="kafka://HOST:PORT/TOPIC (librdkafka options as ?name=value).")
+    ],
+    group: Annotated[
+        str, typer.Option("--group", "-g", help="Consumer group: its processes share the topic.")
+    ],
+    contract: Annotated[
+        str | None,
+        typer.Option(
+            "--contract",
+            "-c",
+            help="Messages are bare payloads of NAME[@VERSION].",
+            show_default=False,
+        ),
+    ] = None,
+    sink: Annotated[
+        str | None,
+        typer.Option(
+            "--sink",
+            help="Write to this sink (kafka://..., postgresql://...) instead of the store.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Messages per batch (one write, one commit).")
+    ] = 1000,
+    max_messages: Annotated[
+        int | None,
+        typer.Option("--max-messages", help="Stop after N messages.", show_default=False),
+    ] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-timeout", help="Stop after S seconds with no message.", show_default=False
+        ),
+    ] = None,
+    offset_reset: Annotated[
+        str,
+        typer.Option("--offset-reset", help="Where a new group starts: earliest or latest."),
+    ] = "earliest",
+    retry_seconds: Annotated[
+        float,
+        typer.Option("--retry-seconds", help="Retry a sink that is down this long, then exit 3."),
+    ] = 60,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any message was dead-lettered.")
+    ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write Prometheus metrics here every few seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    max_line_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
+        ),
+    ] = None,
+    registry: RegistryOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Validate raw events from a Kafka topic in a consumer group; commit after they are stored."""
+    from logkit.commands.consume import ConsumeOptions
+    from logkit.commands.consume import consume as run
+
+    if sink is not None and store is not None:
+        from logkit.errors import UsageError
+
+        raise UsageError("give --sink or --store, not both")
+    options = ConsumeOptions(
+        url=url,
+        group=group,
+        settings=_settings(registry=registry, store=store, max_line_bytes=max_line_bytes),
+        contract=contract,
+        sink=sink,
+        batch_size=batch_size,
+        max_messages=max_messages,
+        idle_timeout=idle_timeout,
+        offset_reset=offset_reset,
+        retry_seconds=retry_seconds,
+        strict=strict,
+        metrics_file=metrics_file,
+    )
+    raise typer.Exit(run(options))
+
+
 def _version_callback(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from datetime import UTC, datetime
@@ -111,3 +112,14 @@ class IdClock:
             text = f"{ms:012x}"
             self._ms_text = f"{text[:8]}-{text[8:]}-"
         return self._ms_text
+
+
+def stable_id(name: bytes, unix_ms: int) -> str:
+    """A UUIDv7 that is a function of its arguments: ``unix_ms`` in the time field, then 74
+    bits of a hash of ``name``. ``consume`` names each Kafka message by topic, partition and
+    offset, so a message read twice (at least once) gets the same envelope id twice."""
+    digest = int.from_bytes(hashlib.blake2b(name, digest_size=10).digest(), "big")  # 80 bits
+    ms = f"{unix_ms & 0xFFFF_FFFF_FFFF:012x}"
+    rand_a = (digest >> 62) & 0xFFF
+    tail = "%016x" % (0x8000_0000_0000_0000 | (digest & ((1 << 62) - 1)))
+    return f"{ms[:8]}-{ms[8:]}-7{rand_a:03x}-{tail[:4]}-{tail[4:]}"
