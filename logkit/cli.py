@@ -702,15 +702,10 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         raise KeyboardInterrupt
 
-    main_pid = os.getpid()
-
-    def on_sigterm(signum: int, _frame: object) -> None:
-        if os.getpid() != main_pid:  # a forked worker: die as it would have
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
+    def on_sigterm(_signum: int, _frame: object) -> None:
         raise _Terminated
 
+    _forked_children_die_on_sigterm()
     previous = signal.signal(signal.SIGINT, on_sigint)
     previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
@@ -737,6 +732,24 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:  # typer turns Ctrl-C into a quiet exit code 130
         print("logkit: interrupted", file=sys.stderr)
     return int(result or 0)
+
+
+_AT_FORK_REGISTERED = False
+
+
+def _forked_children_die_on_sigterm() -> None:
+    """A forked child (a worker process) gets SIGTERM's default action back at once.
+
+    The handler ``main`` installs would be inherited, and Python runs a handler only in the
+    main thread: a worker that a pool forks from one of its own threads (to replace one that
+    exited) caught ``Pool.terminate()``'s SIGTERM and never acted on it (seen here: a worker
+    left waiting, SIGTERM caught and none pending). Workers that must outlive a SIGTERM set
+    that up themselves (ingest's ignore it).
+    """
+    global _AT_FORK_REGISTERED
+    if not _AT_FORK_REGISTERED:
+        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+        _AT_FORK_REGISTERED = True
 
 
 def _click_exit(exc: Exception) -> int:

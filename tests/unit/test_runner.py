@@ -306,3 +306,35 @@ def test_a_file_that_shrinks_while_read_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with open(path, "rb") as reader, pytest.raises(InputError, match="shrank"):
         inputs.read_span(reader, span, "x")
+
+
+@pytest.mark.parametrize("stop_early", [False, True])
+def test_a_finished_run_closes_its_pool_and_never_terminates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_early: bool
+) -> None:
+    """``Pool.terminate`` can wait for ever for a worker forked during it (a loop of small
+    runs hung within tens of runs on a loaded machine); a run that ends, or that its caller
+    stops (``--max-errors``), lets the workers exit on their own."""
+    ended: list[str] = []
+    start_pool = runner.start_pool
+
+    def spying_start_pool(*args: Any, **kwargs: Any) -> Any:
+        pool = start_pool(*args, **kwargs)
+        for name in ("close", "terminate"):
+            method = getattr(pool, name)
+            monkeypatch.setattr(pool, name, lambda m=method, n=name: (ended.append(n), m())[1])
+        return pool
+
+    monkeypatch.setattr(runner, "start_pool", spying_start_pool)
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    registry = Registry.load(Path(__file__).resolve().parents[2] / "registry")
+    checker = Checker(registry, registry.get("search@2"), Limits(MAX_LINE_BYTES, 8))
+    job = runner.Job(registry.root, "search@2", MAX_LINE_BYTES, 8)
+    found = runner.results(checker, job, inputs.discover([str(path)]), 2)
+    if stop_early:
+        next(found)
+        found.close()
+    else:
+        assert sum(r.valid for _, r in found) == LINES - len(BAD) - len(BLANK)
+    assert ended == ["close"]
