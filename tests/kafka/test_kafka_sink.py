@@ -208,3 +208,27 @@ def test_broker_killed_then_restarted(own_broker: Broker) -> None:
     ids = Counter(json.loads(m.value())["id"] for m in got)
     assert set(ids) == {json.loads(line)["id"] for line in envelope_lines(second)}
     assert {m.value() for m in got} == set(envelope_lines(second))
+
+
+def test_ingest_into_kafka_stores_every_valid_line_once_and_dead_letters_the_rest(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """``logkit ingest --sink kafka://...`` end to end: the summary counts what the broker
+    confirmed, each valid input line is one message (its sequence number found once), each
+    invalid one a message of the dead-letter topic, and nothing is left in the spool."""
+    topic = broker.topic("ingest", partitions=2, dead_letter=True)
+    lines = make_lines(500, seed=7, invalid_rate=0.1)
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"".join(line.data + b"\n" for line in lines))
+    summary = tmp_path / "summary.json"
+    done = logkit("ingest", source, "--sink", broker.url(topic), "--store", tmp_path / "store",
+                  "--summary-json", summary)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    valid = [line.seq for line in lines if line.valid]
+    report = json.loads(summary.read_text())
+    assert (report["stored"], report["dead_lettered"]) == (len(valid), len(lines) - len(valid))
+    stored = broker.read(topic, len(valid))
+    assert Counter(seq_of(m.value()) for m in stored) == Counter(valid)
+    dead = broker.read(f"{topic}.dead_letter", len(lines) - len(valid))
+    assert len(dead) == len(lines) - len(valid)
+    assert not list((tmp_path / "store").glob("_spool/**/*.jsonl*"))
