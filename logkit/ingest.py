@@ -156,7 +156,7 @@ class Enveloper:
         """Append the envelopes of the valid lines to ``out``, each with its line's stamp."""
         stamps = self.clock.stamps([base + at for at, _, _ in valid])
         events = out.events
-        stored: Counter[PartitionKey] = Counter()
+        stored: dict[PartitionKey, int] = {}
         last: tuple[_Route, str] | None = None
         buffer = bytearray()
         key: PartitionKey = ("", 0, "")
@@ -168,7 +168,7 @@ class Enveloper:
             buffer += f'{{"id":"{uid}","received_at":"{received_at}{route.middle}'.encode()
             buffer += raw
             buffer += b"}\n"
-            stored[key] += 1
+            stored[key] = stored.get(key, 0) + 1
         for key, count in stored.items():
             out.event_lines[key] += count
             out.outcomes[(key[0], str(key[1]), STORED)] += count

@@ -41,6 +41,9 @@ class IdClock:
         if micros_now <= self._last_us:
             micros_now = self._last_us + 1
         self._last_us = micros_now
+        return self._stamp(micros_now)
+
+    def _stamp(self, micros_now: int) -> tuple[str, str, str]:
         second, micros = divmod(micros_now, 1_000_000)
         if second != self._second:
             self._tick(second)
@@ -66,8 +69,8 @@ class IdClock:
         """``(id, received_at, dt)`` of each reserved microsecond in ``micros`` (ascending): the
         stamps ``next`` would have made, with far fewer Python operations per stamp."""
         count = len(micros)
-        if not count:
-            return []
+        if count < 4:  # drawing and splitting the bits at once pays off from a few stamps on
+            return [self._stamp(each) for each in micros]
         # 62 random bits per id, all drawn at once, with the variant bits set group by group.
         bits = _random_bits(64 * count)
         bits &= int.from_bytes(_LOW62 * count)
