@@ -10,6 +10,9 @@ enveloped in blocks of ``--block`` lines by logkit's own ``Enveloper``, then, in
   block confirmed before the next), then read back whole from the topics to check the counts;
 * the file store: the same blocks through the store target that ``consume`` uses (one append and
   one fsync per block), interleaved with the sink over ``--rounds`` rounds;
+* ``logkit ingest FILE --sink kafka://...`` beside ``logkit ingest FILE`` into the file store,
+  end to end through the CLI (start-up, reading, validation, spool and delivery included), on
+  the same file, interleaved over the rounds; the summaries must count every line;
 * ``logkit consume`` with 1 and then 2 processes in one group on a topic of 4 partitions holding
   the N raw events: wall time from the start of the processes until the group has committed
   every message (start-up and the group join included), and the rate after the first commit.
@@ -27,6 +30,7 @@ the figures say what logkit and librdkafka cost on this machine, not what a Kafk
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -89,6 +93,22 @@ def to_store(blocks: list[IngestBlock], folder: Path) -> float:
     return time.perf_counter() - started
 
 
+def ingest_cli(source: Path, expected: tuple[int, int], args: list[str], work: Path) -> float:
+    """Wall seconds of one ``logkit ingest`` of ``source`` with ``args``; its summary must say
+    ``expected`` (stored, dead-lettered)."""
+    summary = work / "summary.json"
+    command = [LOGKIT, "ingest", str(source), "--summary-json", str(summary), *args]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env(), capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)}: exit {done.returncode}: {done.stderr.decode()[-500:]}")
+    report = json.loads(summary.read_text())
+    if (report["stored"], report["dead_lettered"]) != expected:
+        sys.exit(f"ingest {args}: summary {report['stored']} + {report['dead_lettered']}")
+    return elapsed
+
+
 def consume(broker: Broker, data: list[bytes], processes: int, work: Path) -> tuple[float, float]:
     topic = f"bench-raw-{processes}"
     group = f"bench-{processes}"
@@ -147,16 +167,28 @@ def main() -> None:
         broker = Broker(work / "broker.log")
         broker.start()
         try:
-            envelope, kafka, store = [], [], []
+            envelope, kafka, store, cli_kafka, cli_store = [], [], [], [], []
+            source = work / "events.jsonl"
+            source.write_bytes(b"".join(line + b"\n" for line in data))
             for round_ in range(args.rounds):
                 blocks, seconds = build_blocks(data, args.block)
                 envelope.append(seconds)
                 kafka.append(to_kafka(broker, blocks, round_))
                 store.append(to_store(blocks, work / f"store-{round_}"))
+                expected = (sum(b.stored for b in blocks), sum(b.dead_lettered for b in blocks))
+                topic = f"bench-ingest-{round_}"
+                broker.create_topics(topic, partitions=4)
+                broker.create_topics(f"{topic}.dead_letter")
+                sink_args = ["--sink", broker.url(topic), "--store", str(work / f"spool-{round_}")]
+                cli_kafka.append(ingest_cli(source, expected, sink_args, work))
+                store_args = ["--store", str(work / f"ingested-{round_}")]
+                cli_store.append(ingest_cli(source, expected, store_args, work))
             rows = [
                 ("envelope only (no output)", envelope),
                 ("Kafka sink (acks=all, confirmed per block)", kafka),
                 ("file store (fsync per block)", store),
+                ("logkit ingest --sink kafka:// (CLI)", cli_kafka),
+                ("logkit ingest into the file store (CLI)", cli_store),
             ]
             print(f"\n| {'output':<44} | median s | events/s |")
             print(f"|{'-' * 46}|---------:|---------:|")
