@@ -25,6 +25,7 @@ from logkit.errors import LogkitError, StoreError, UnknownContractError, UsageEr
 from logkit.ingest import IngestBlock
 from logkit.parse import Limits
 from logkit.registry import ContractRef, Registry
+from logkit.results import plural
 from logkit.service import openapi
 from logkit.service.config import ServiceConfig
 from logkit.service.deliverer import Deliverer
@@ -366,9 +367,9 @@ async def _stop_deliverer(deliverer: Deliverer, root: Path, seconds: float) -> N
     left = len(sealed_segments(root))
     if left:
         log.warning(
-            "logkit serve: %d segments stay in the spool %s%s; they are sent at the next start "
+            "logkit serve: %s stay in the spool %s%s; they are sent at the next start "
             "or by `logkit replay`",
-            left,
+            plural(left, "segment"),
             root,
             "" if finished else " (the sink was still busy at the deadline)",
         )
