@@ -367,8 +367,7 @@ async def _stop_deliverer(deliverer: Deliverer, root: Path, seconds: float) -> N
     left = len(sealed_segments(root))
     if left:
         log.warning(
-            "logkit serve: %s stay in the spool %s%s; they are sent at the next start "
-            "or by `logkit replay`",
+            "logkit serve: %s left in the spool %s%s; sent at the next start or by `logkit replay`",
             plural(left, "segment"),
             root,
             "" if finished else " (the sink was still busy at the deadline)",

@@ -153,7 +153,7 @@ def test_database_stopped_while_serving(
         assert server.stop() == 143, server.output()
     finally:
         pg.start()
-    assert "stay in the spool" in server.output(), server.output()
+    assert "left in the spool" in server.output(), server.output()
     assert spool_segments(tmp_path / "store")
     replay = subprocess.run(
         [*logkit_command(), "replay", "--store", str(tmp_path / "store")],
