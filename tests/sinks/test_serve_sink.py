@@ -171,6 +171,30 @@ def test_database_stopped_while_serving(
     assert spool_segments(tmp_path / "store") == []
 
 
+def test_a_database_down_at_start(
+    pg: PgServer, serve_sink: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Down is not a setup error: serve starts, says so, answers 200 into the spool, and the
+    deliverer sends the events once the database is up."""
+    pg.stop("immediate")
+    try:
+        url = pg.url("t_serve_late")
+        server = serve_sink(url, "--sink-retry-seconds", "0.2")
+        assert "the sink is unavailable" in server.output(), server.output()  # before serving
+        ids = post_events(server.port, range(40))
+        # ... and the worker's own deliverer says it too.
+        wait_for("the worker", lambda: server.output().count("the sink is unavailable") == 2)
+        label = url.replace(f":{PASSWORD}@", ":***@")
+        spooled = f'logkit_sink_spooled_total{{kind="event",sink="{label}"}}'
+        assert metric(server.port, spooled) == 40
+    finally:
+        pg.start()
+    wait_for("the spooled events", lambda: len(table_ids(pg, "t_serve_late")) >= 40)
+    assert sorted(table_ids(pg, "t_serve_late")) == sorted(ids)
+    assert server.stop() == 143, server.output()
+    assert spool_segments(tmp_path / "store") == []
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
