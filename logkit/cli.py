@@ -546,6 +546,8 @@ def serve(
     ] = False,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
+    sink: SinkOpt = None,
+    sink_retry_seconds: SinkRetryOpt = 3.0,
 ) -> None:
     """Serve the contracts over HTTP: POST events, GET recent ones, try them all from /docs."""
     from logkit.commands.serve import ServeOptions
@@ -565,6 +567,8 @@ def serve(
         graceful_timeout=graceful_timeout,
         limit_concurrency=limit_concurrency,
         access_log=access_log,
+        sink=sink,
+        sink_retry_seconds=sink_retry_seconds,
     )
     raise typer.Exit(run(options))
 

@@ -38,7 +38,7 @@ from logkit.store.recovery import (
     save_checkpoint,
     set_writer_mode,
 )
-from logkit.store.writer import StoreWriter, WriterOptions, write_json_atomic
+from logkit.store.writer import StoreWriter, WriterOptions
 from logkit.validation import Checker
 
 if TYPE_CHECKING:
@@ -205,17 +205,12 @@ def _open_sink(options: IngestOptions, stop: _Stop) -> Delivery:
 def _start_sink(delivery: Delivery, root: Path, err: IO[str]) -> None:
     """Connect and check the sink: a setup error raises here, before any event is read. A sink
     that is only down is said once; the first blocks then go to the spool."""
-    from logkit.sinks.delivery import SINK_FILE
+    from logkit.sinks.spool import record_sink
 
     started = delivery.start()
     if started.notice:
         err.write(f"logkit: {started.notice}\n")
-    if not (root / SINK_FILE).exists():
-        # So that `logkit replay` knows where this spool goes (never the password).
-        try:
-            write_json_atomic(root / SINK_FILE, {"url": delivery.sink.label})
-        except OSError as exc:
-            raise StoreError(f"{root}: cannot write {SINK_FILE}: {exc.strerror or exc}") from exc
+    record_sink(root, delivery.sink.label)
 
 
 def _ingest_into(

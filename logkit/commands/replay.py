@@ -1,32 +1,27 @@
 """``logkit replay``: send what ``ingest --sink`` spooled to its sink, then remove it.
 
-A spool is a file store of its own under ``<store>/_spool/``, one per sink URL. Each sealed
-segment is sent (in pieces of at most ``PIECE_BYTES``, whole lines) and deleted only once the
-sink confirmed every piece. Sinks ignore an envelope id they already hold, so a replay that
+A spool is a file store of its own under ``<store>/_spool/``, one per sink URL (written by
+``ingest --sink`` and ``serve --sink``). Each sealed segment is sent (in pieces of at most
+4 MiB, whole lines; ``logkit.sinks.spool``) and deleted only once the sink confirmed every
+piece. Sinks ignore an envelope id they already hold, so a replay that
 died half-way, or runs twice, sends some records again without making duplicates.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
 from logkit.errors import StoreError, UsageError
-from logkit.ingest import IngestBlock
 from logkit.results import plural
 from logkit.settings import Settings
 from logkit.sinks import SinkUnavailable, open_sink, redact
 from logkit.sinks.delivery import SINK_FILE, SPOOL, Delivery, RetryPolicy, spool_root
-from logkit.store import layout
-
-PIECE_BYTES = 4 * 1024 * 1024
+from logkit.sinks.spool import deliver_segment, sealed_segments
 
 
 @dataclass
@@ -107,72 +102,21 @@ def _replay_spool(folder: Path, url: str, options: ReplayOptions) -> SpoolReport
             return report
         for index, segment in enumerate(segments):
             try:
-                counts = _send_segment(delivery, folder, segment)
+                counts = deliver_segment(delivery.deliver, folder, segment)
             except SinkUnavailable as exc:
                 report.left, report.error = len(segments) - index, str(exc)
                 return report
             except StoreError as exc:  # SinkError included: not worth retrying now
                 report.left, report.error = len(segments) - index, str(exc)
                 return report
-            segment.unlink(missing_ok=True)
-            layout.fsync_dir(segment.parent)
+            if counts is None:  # a running `serve --sink` is sending it
+                continue
             report.events += counts["events"]
             report.dead += counts["dead"]
             report.segments += 1
     finally:
         delivery.sink.close()
     return report
-
-
-def sealed_segments(folder: Path) -> list[Path]:
-    """Every sealed segment of a spool, oldest name first (writer ids start with a time)."""
-    found = [
-        path
-        for kind in (layout.EVENTS, layout.DEAD_LETTER)
-        for path in (folder / kind).glob("**/part-*")
-        if layout.is_sealed(path)
-    ]
-    return sorted(found, key=lambda p: (p.name, str(p)))
-
-
-def _send_segment(delivery: Delivery, folder: Path, segment: Path) -> Counter[str]:
-    """Send a segment piece by piece; the counts once every piece was confirmed."""
-    counts: Counter[str] = Counter()
-    parts = dict(
-        part.split("=", 1) for part in segment.relative_to(folder).parts[1:-1] if "=" in part
-    )
-    is_event = segment.relative_to(folder).parts[0] == layout.EVENTS
-    for piece in _pieces(segment):
-        lines = piece.count(b"\n")
-        block = IngestBlock()
-        if is_event:
-            key = (parts["contract"], int(parts["version"]), parts["dt"])
-            block.events[key] = bytearray(piece)
-            block.event_lines[key] = lines
-        else:
-            block.dead[parts["dt"]] = bytearray(piece)
-            block.dead_lines[parts["dt"]] = lines
-        delivery.deliver(block)
-        counts["events" if is_event else "dead"] += lines
-    return counts
-
-
-def _pieces(segment: Path) -> Iterator[bytes]:
-    """Whole lines of a segment, at most about ``PIECE_BYTES`` at a time."""
-    opener = gzip.open if segment.name.endswith(".gz") else open
-    try:
-        with opener(segment, "rb") as handle:
-            pending = b""
-            while chunk := handle.read(PIECE_BYTES):
-                pending += chunk
-                cut = pending.rfind(b"\n")
-                if cut >= 0:
-                    yield pending[: cut + 1]
-                    pending = pending[cut + 1 :]
-            if pending.strip():
-                yield pending + b"\n"
-    except OSError as exc:
-        raise StoreError(f"{segment}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _report(err: IO[str], store: Path, reports: list[SpoolReport]) -> None:

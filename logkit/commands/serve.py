@@ -3,8 +3,10 @@
 The command checks what it can before starting (the registry compiles, the store folder can be
 made, the port is free), then hands over to uvicorn: one server process, or with ``--workers N``
 a supervisor and N worker processes that share the listening socket, each with its own store
-writer. SIGTERM (or SIGINT) stops accepting connections, lets requests in flight finish, seals
-every worker's segments and exits 143 (130).
+writer. With ``--sink URL`` the sink is checked here first (a setup error is exit 2); each
+worker then writes the sink's spool and sends it on (``logkit.service.deliverer``). SIGTERM
+(or SIGINT) stops accepting connections, lets requests in flight finish, seals every worker's
+segments (with a sink: sends what it can within --graceful-timeout) and exits 143 (130).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ServeOptions:
     limit_concurrency: int | None = None
     access_log: bool = False
     log_level: str = "info"
+    sink: str | None = None
+    sink_retry_seconds: float = 3.0
     err: IO[str] = field(default_factory=lambda: sys.stderr)
 
 
@@ -74,6 +78,36 @@ def check(options: ServeOptions) -> None:
         raise UsageError("--max-body-mb must be more than 0")
     if options.limit_concurrency is not None and options.limit_concurrency < 1:
         raise UsageError("--limit-concurrency must be 1 or more")
+    if options.sink_retry_seconds < 0:
+        raise UsageError("--sink-retry-seconds must be 0 or more")
+
+
+def check_sink(options: ServeOptions) -> None:
+    """Connect to ``--sink`` once before serving: a setup error (wrong address, unknown topic
+    or table, bad credentials) raises here (exit 2, one line); a sink that is only down is
+    said, and the workers spool until it is back. The connection is closed again: each
+    worker opens its own."""
+    from logkit.sinks import open_sink
+    from logkit.sinks.delivery import Delivery, RetryPolicy, spool_root
+    from logkit.sinks.spool import record_sink
+
+    assert options.sink is not None
+    delivery = Delivery(
+        open_sink(options.sink), RetryPolicy(retry_seconds=options.sink_retry_seconds)
+    )
+    try:
+        started = delivery.start()
+    finally:
+        delivery.sink.close()
+    if started.notice:
+        options.err.write(f"logkit: {started.notice}\n")
+        options.err.flush()
+    root = spool_root(options.settings.store, options.sink)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot create the spool: {exc.strerror or exc}") from exc
+    record_sink(root, delivery.sink.label)
 
 
 def _port_is_free(host: str, port: int) -> None:
@@ -113,6 +147,8 @@ def serve(options: ServeOptions) -> int:
             f"{settings.store}: cannot create the store: {exc.strerror or exc}"
         ) from exc
     _port_is_free(options.host, options.port)
+    if options.sink:
+        check_sink(options)
 
     from logkit.service.config import DEFAULT_MAX_BODY_BYTES, ENV_VAR, ServiceConfig
     from logkit.service.metrics import MULTIPROC_ENV
@@ -128,6 +164,9 @@ def serve(options: ServeOptions) -> int:
         segment_bytes=options.segment_bytes,
         segment_seconds=options.segment_seconds,
         gzip=options.gzip,
+        sink=options.sink,
+        sink_retry_seconds=options.sink_retry_seconds,
+        graceful_timeout=options.graceful_timeout,
     )
     saved = {k: os.environ.get(k) for k in (ENV_VAR, MULTIPROC_ENV, CLIENT_TIMEOUT_ENV)}
     os.environ[ENV_VAR] = config.to_env()

@@ -25,11 +25,14 @@ from logkit.errors import LogkitError, StoreError, UnknownContractError, UsageEr
 from logkit.ingest import IngestBlock
 from logkit.parse import Limits
 from logkit.registry import ContractRef, Registry
+from logkit.results import plural
 from logkit.service import openapi
 from logkit.service.config import ServiceConfig
+from logkit.service.deliverer import Deliverer
 from logkit.service.intake import STORED, Answer, BatchError, Intake
 from logkit.service.metrics import RequestMetrics, ServiceMetrics
 from logkit.service.writer import ServiceWriter
+from logkit.sinks import redact
 
 log = logging.getLogger("uvicorn.error")
 JSON = "application/json"
@@ -93,23 +96,34 @@ def create_app(config: ServiceConfig) -> FastAPI:
     batch_lock = asyncio.Lock()
     metrics = ServiceMetrics(frozenset((c.name, str(c.version)) for c in registry))
     writer: ServiceWriter | None = None
+    deliverer: Deliverer | None = None
+    # With --sink the worker writes the sink's spool, which its deliverer sends on.
+    root = config.store
+    if config.sink:
+        from logkit.sinks.delivery import spool_root
+
+        root = spool_root(config.store, config.sink)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        nonlocal writer
+        nonlocal writer, deliverer
         from logkit.commands.ingest import recover_store
 
-        config.store.mkdir(parents=True, exist_ok=True)
-        recover_store(config.store)  # segments of a worker that died (a sibling's are locked)
-        writer = ServiceWriter(config)
+        root.mkdir(parents=True, exist_ok=True)
+        recover_store(root)  # segments of a worker that died (a sibling's are locked)
+        writer = ServiceWriter(config, root)
+        if config.sink:
+            deliverer = _start_deliverer(config, root, metrics)
+            writer.on_sealed = deliverer.wake
         writer.start()
         log.info(
-            "logkit serve: %d contracts from %s; writing to %s as writer %s (fsync %s)",
+            "logkit serve: %d contracts from %s; writing to %s as writer %s (fsync %s)%s",
             len(registry.names()),
             registry.root,
-            config.store,
+            root,
             writer.writer_id,
             config.fsync,
+            f", delivered from there to {deliverer.label}" if deliverer else "",
         )
         try:
             yield
@@ -117,6 +131,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
             await writer.close()
             log.info("logkit serve: writer %s sealed its segments", writer.writer_id)
             writer = None
+            if deliverer is not None:
+                await _stop_deliverer(deliverer, root, config.graceful_timeout)
+                deliverer = None
 
     from importlib.metadata import PackageNotFoundError, version
 
@@ -155,6 +172,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             log.error("logkit serve: %s", exc)
             raise Problem(503, "store_unavailable", f"the store cannot take events: {exc}") from exc
         metrics.record(out)
+        if deliverer is not None and metrics.sink is not None and not deliverer.up:
+            metrics.sink.spool(out)
 
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
@@ -283,6 +302,15 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.get("/events/{contract}")
     def events(request: Request, contract: str) -> Response:
+        if config.sink:
+            # The spool holds only what the sink has not taken yet: reading it would show a
+            # few undelivered events as if they were the recent ones.
+            raise Problem(
+                501,
+                "events_in_sink",
+                f"events go to {redact(config.sink)}; read them there (`logkit tail --store "
+                f"{root}` shows the ones still waiting in the local spool)",
+            )
         return _events(config, registry, contract, request.query_params)
 
     @app.get("/contracts")
@@ -313,6 +341,39 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return _json(found.schema)
 
     return app
+
+
+def _start_deliverer(config: ServiceConfig, root: Path, metrics: ServiceMetrics) -> Deliverer:
+    """The worker's own sink connection and delivery thread (connected in the thread, after
+    the worker process started: never shared with the parent or a sibling)."""
+    from logkit.sinks.delivery import RetryPolicy
+
+    assert config.sink is not None
+    deliverer = Deliverer(
+        config.sink,
+        root,
+        metrics.enable_sink(redact(config.sink)),
+        RetryPolicy(retry_seconds=config.sink_retry_seconds),
+    )
+    deliverer.start()
+    return deliverer
+
+
+async def _stop_deliverer(deliverer: Deliverer, root: Path, seconds: float) -> None:
+    """Give the deliverer ``seconds`` to send what is sealed; say what stays in the spool."""
+    from logkit.sinks.spool import sealed_segments
+
+    finished = await asyncio.to_thread(deliverer.close, seconds)
+    left = len(sealed_segments(root))
+    if left:
+        log.warning(
+            "logkit serve: %s left in the spool %s%s; sent at the next start or by `logkit replay`",
+            plural(left, "segment"),
+            root,
+            "" if finished else " (the sink was still busy at the deadline)",
+        )
+    else:
+        log.info("logkit serve: everything accepted was delivered to %s", deliverer.label)
 
 
 def _swagger_assets() -> str | None:

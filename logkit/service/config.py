@@ -29,6 +29,12 @@ class ServiceConfig:
     segment_bytes: int | None = None
     segment_seconds: float | None = None
     gzip: bool = False
+    #: ``--sink URL``: the store then holds the sink's spool (``<store>/_spool/...``), which a
+    #: deliverer thread per worker sends to the sink.
+    sink: str | None = None
+    sink_retry_seconds: float = 3.0
+    #: How long a stopping worker may spend sending what is left in its spool.
+    graceful_timeout: float = 30.0
 
     def to_env(self) -> str:
         data = asdict(self)

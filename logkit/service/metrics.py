@@ -80,6 +80,8 @@ class ServiceMetrics:
             registry=target,
             buckets=LATENCY_BUCKETS,
         )
+        self.target = target
+        self.sink: SinkMetrics | None = None
         self.known = known
         self.known_names = frozenset(name for name, _ in known)
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -106,6 +108,11 @@ class ServiceMetrics:
         if out.events:
             self.last_success.set(time.time())
 
+    def enable_sink(self, label: str) -> SinkMetrics:
+        """The sink metrics of ``serve --sink`` (ingest's names), labelled with ``label``."""
+        self.sink = SinkMetrics(label, self.target)
+        return self.sink
+
     def _labels(self, contract: str, version: str) -> tuple[str, str]:
         if (contract, version) in self.known or contract == "-":
             return contract, version
@@ -126,6 +133,69 @@ class ServiceMetrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+
+class SinkMetrics:
+    """``logkit_sink_*`` of ``serve --sink``: what ``ingest --sink`` reports, plus deliveries.
+
+    Every accepted record goes through the spool first (write-ahead); ``spooled`` counts those
+    accepted while the sink was down (they wait for it), ``delivered`` those the sink confirmed.
+    The deliverer thread updates them; prometheus_client's metrics are thread-safe."""
+
+    def __init__(self, label: str, target: Any) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.label = label
+        self.spooled = Counter(
+            "logkit_sink_spooled",
+            "Records written to the local spool while the sink was down, by kind.",
+            ["sink", "kind"],
+            registry=target,
+        )
+        self.delivered = Counter(
+            "logkit_sink_delivered",
+            "Records sent from the spool and confirmed by the sink, by kind.",
+            ["sink", "kind"],
+            registry=target,
+        )
+        self.errors = Counter(
+            "logkit_sink_errors",
+            "Failed sink calls (each retry counts), by kind: unavailable or error.",
+            ["sink", "kind"],
+            registry=target,
+        )
+        self.up_gauge = Gauge(
+            "logkit_sink_up",
+            "1 while the sink takes writes, else 0 (the lowest of the workers).",
+            ["sink"],
+            registry=target,
+            multiprocess_mode="min",
+        )
+        for kind in ("event", "dead_letter"):  # present from the start, at 0
+            self.spooled.labels(label, kind)
+            self.delivered.labels(label, kind)
+        for kind in ("unavailable", "error"):
+            self.errors.labels(label, kind)
+        self.set_up(True)
+
+    def set_up(self, up: bool) -> None:
+        self.up_gauge.labels(self.label).set(1.0 if up else 0.0)
+
+    def spool(self, out: IngestBlock) -> None:
+        """Count a block accepted into the spool while the sink is down."""
+        if out.stored:
+            self.spooled.labels(self.label, "event").inc(out.stored)
+        if out.dead_lettered:
+            self.spooled.labels(self.label, "dead_letter").inc(out.dead_lettered)
+
+    def deliver(self, events: int, dead: int) -> None:
+        if events:
+            self.delivered.labels(self.label, "event").inc(events)
+        if dead:
+            self.delivered.labels(self.label, "dead_letter").inc(dead)
+
+    def error(self, kind: str, count: int = 1) -> None:
+        self.errors.labels(self.label, kind).inc(count)
 
 
 class RequestMetrics:

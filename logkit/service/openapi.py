@@ -313,6 +313,9 @@ def _read_paths(registry: Registry) -> dict[str, Any]:
                     "200": _json_response("The envelopes, newest first.", "EventList"),
                     "400": _problem("A bad `limit` or `since`."),
                     "404": _problem("No such contract."),
+                    "501": _problem(
+                        "The service sends events to a sink (`--sink`): read them there."
+                    ),
                 },
             }
         },

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from logkit.errors import StoreError
@@ -28,10 +29,12 @@ from logkit.store.writer import StoreWriter, WriterOptions
 
 log = logging.getLogger("logkit.serve")
 TICK_SECONDS = 0.1
+SINK_SEGMENT_SECONDS = 1.0
 
 
 class ServiceWriter:
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, root: Path | None = None) -> None:
+        """A writer of ``root`` (the store, or with ``--sink`` the sink's spool)."""
         self.policy = config.fsync
         options = WriterOptions(
             # ``always`` is group-committed here, not fsynced by the writer on every append.
@@ -43,11 +46,18 @@ class ServiceWriter:
             options.segment_bytes = config.segment_bytes
         if config.segment_seconds:
             options.segment_seconds = config.segment_seconds
+        elif config.sink:
+            # The deliverer sends sealed segments: seal often, so that events reach the sink
+            # about a second after they were answered.
+            options.segment_seconds = SINK_SEGMENT_SECONDS
         # Past RLIMIT_FSIZE a write should fail with EFBIG (answered 503), not kill the worker.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        self.writer = StoreWriter(Path(config.store), options)
+        self.writer = StoreWriter(root or Path(config.store), options)
         self._pending: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Called (on the event loop) after segments were sealed: ``serve --sink`` wakes its
+        #: deliverer, which sends sealed segments only.
+        self.on_sealed: Callable[[], None] | None = None
         # Partition folders, made once: a Path per event costs more than the write itself.
         self._folders: dict[tuple[str, int, str] | str, Path] = {}
 
@@ -117,18 +127,22 @@ class ServiceWriter:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             try:
-                self.tick()
+                sealed = self.tick()
             except (StoreError, OSError) as exc:
                 log.error("logkit serve: %s", exc)
+                continue
+            if sealed and self.on_sealed is not None:
+                self.on_sealed()
 
-    def tick(self) -> None:
-        """Fsync when the batch window is over; seal segments due for rotation."""
+    def tick(self) -> bool:
+        """Fsync when the batch window is over; seal segments due for rotation (True if any)."""
         self.writer.maybe_sync()
         due = self.writer.due_for_rotation()
         if due:
             self.writer.sync()
             for folder in due:
                 self.writer.seal(folder)
+        return bool(due)
 
     async def close(self) -> None:
         """Stop the background task, then sync and seal every open segment."""

@@ -74,7 +74,7 @@ class Delivery:
         try:
             self._with_retries(self.sink.check)
         except SinkUnavailable as exc:
-            return self._went_down(exc)
+            return self.went_down(exc)
         return Sent(True)
 
     def due(self) -> bool:
@@ -97,14 +97,19 @@ class Delivery:
         try:
             self._with_retries(lambda: self.sink.write(block))
         except SinkUnavailable as exc:
-            return self._went_down(exc)
+            return self.went_down(exc)
         return Sent(True)
 
     def deliver(self, block: IngestBlock) -> None:
         """Write ``block`` with retries, or raise SinkUnavailable (for ``replay``)."""
         self._with_retries(lambda: self.sink.write(block))
 
-    def _went_down(self, exc: SinkUnavailable) -> Sent:
+    def probe_now(self) -> None:
+        """Let the next ``send`` try a down sink at once (a last try before exiting)."""
+        self._next_probe = self.clock()
+
+    def went_down(self, exc: SinkUnavailable) -> Sent:
+        """Mark the sink down (until the next probe); the one-line notice to give."""
         self.down = exc
         self._next_probe = self.clock() + self.policy.probe_seconds
         return Sent(
