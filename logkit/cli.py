@@ -44,6 +44,12 @@ SinkRetryOpt = Annotated[
         help="Retry a sink that fails for about this long (backoff) before spooling.",
     ),
 ]
+MaxLineBytesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
+    ),
+]
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="Output format: text, json, github or junit.")
 ]
@@ -109,12 +115,7 @@ def validate(
             show_default=False,
         ),
     ] = None,
-    max_line_bytes: Annotated[
-        int | None,
-        typer.Option(
-            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
-        ),
-    ] = None,
+    max_line_bytes: MaxLineBytesOpt = None,
     registry: RegistryOpt = None,
     color: ColorOpt = None,
 ) -> None:
@@ -265,12 +266,7 @@ def ingest(
             show_default=False,
         ),
     ] = None,
-    max_line_bytes: Annotated[
-        int | None,
-        typer.Option(
-            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
-        ),
-    ] = None,
+    max_line_bytes: MaxLineBytesOpt = None,
     sink: SinkOpt = None,
     sink_retry_seconds: SinkRetryOpt = 3.0,
     registry: RegistryOpt = None,
@@ -512,12 +508,7 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    max_line_bytes: Annotated[
-        int | None,
-        typer.Option(
-            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
-        ),
-    ] = None,
+    max_line_bytes: MaxLineBytesOpt = None,
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", help="Largest batch body of POST /log.")
     ] = 16,
@@ -630,12 +621,7 @@ def consume(
             show_default=False,
         ),
     ] = None,
-    max_line_bytes: Annotated[
-        int | None,
-        typer.Option(
-            "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
-        ),
-    ] = None,
+    max_line_bytes: MaxLineBytesOpt = None,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
 ) -> None:
