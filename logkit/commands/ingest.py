@@ -409,7 +409,13 @@ def _ingest_locked(
             for block, out in _processed(blocks, enveloper, label, pool, workers):
                 if sender is not None:
                     try:
-                        sender.settle()
+                        if sender.settle():
+                            # The confirmed block was cut from the spool: checkpoint the shorter
+                            # segment before the next block is appended where it stood. Recovery
+                            # keeps a segment up to its checkpointed length, so a stale, longer
+                            # length would keep (and replay) that next block, which resuming
+                            # reads again: its events would be stored twice, with new ids.
+                            commit(offset, line)
                     except SinkError:
                         if out is not None:  # read already (stdin cannot give it again): keep it
                             _append(writer, out)
@@ -488,11 +494,12 @@ class _Sender:
         assert self._pending is None
         self._pending = (self._executor.submit(self.delivery.send, out), mark, out)
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """Wait for the block in flight; cut it from the spool once the sink confirmed it.
-        Nothing was appended since it was sent, so the cut takes exactly that block."""
+        Nothing was appended since it was sent, so the cut takes exactly that block. Says
+        whether it cut one."""
         if self._pending is None:
-            return
+            return False
         future, mark, out = self._pending
         self._pending = None
         try:
@@ -508,6 +515,7 @@ class _Sender:
         if sent.delivered:
             self.writer.rollback(mark)
         self.totals.add(out, spooled=not sent.delivered)
+        return bool(sent.delivered)
 
     def abandon(self) -> None:
         """The run is failing: count the block in flight as spooled (it is, durably); a
