@@ -556,3 +556,51 @@ def test_kill_9_mid_stream_then_replay_keeps_what_was_read_once(
     assert seen[:200] == list(range(200))
     assert set(seen) <= set(range(5000))
     assert spooled_segments(store) == []
+
+
+#: Runs ``logkit`` with a crash (as kill -9 would end it: no cleanup at all) injected in the
+#: first fsync after the second confirmed block was cut from the spool, i.e. once a third block
+#: was appended where the second one stood.
+_CRASH_AFTER_A_CUT = """
+import os, sys
+from logkit.store.writer import StoreWriter
+cuts = 0
+rollback, sync = StoreWriter.rollback, StoreWriter.sync
+def counted_rollback(self, mark):
+    global cuts
+    cuts += 1
+    rollback(self, mark)
+def crashing_sync(self):
+    if cuts >= 2:
+        os._exit(137)
+    sync(self)
+StoreWriter.rollback, StoreWriter.sync = counted_rollback, crashing_sync
+from logkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_crash_just_after_a_block_was_cut_from_the_spool_stores_nothing_twice(
+    pg: PgServer, seq_registry: Path, tmp_path: Path
+) -> None:
+    """The moment kill -9 once hit by chance (163,273 rows for 150,000 events): recovery keeps a
+    spool segment up to its checkpointed length, which must be the length after the cut, or
+    the block appended after it would be replayed and read again when resuming."""
+    total = 60_000  # about 2.5 MB: several 1 MiB blocks
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(events(range(total)))
+    store, url = tmp_path / "store", pg.url("t_cut")
+    args = ingest_args(seq_registry, store, url, source.name)
+    crashed = subprocess.run([sys.executable, "-c", _CRASH_AFTER_A_CUT, *args], cwd=tmp_path,
+                             env=_env(), capture_output=True, check=False)  # fmt: skip
+    assert crashed.returncode == 137, crashed.stderr.decode()
+    delivered = query(pg, "SELECT count(*) FROM t_cut")[0][0]
+    assert 0 < delivered < total
+    resumed = logkit(*args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    logkit("replay", "--store", str(store), "--sink", url, cwd=tmp_path)
+    assert query(pg, "SELECT count(*), count(DISTINCT payload->>'seq') FROM t_cut")[0] == (
+        total,
+        total,
+    )
+    assert sequences(pg, "t_cut") == list(range(total))
