@@ -50,6 +50,14 @@ MaxLineBytesOpt = Annotated[
         "--max-line-bytes", help="Largest event accepted [default: 1 MiB].", show_default=False
     ),
 ]
+MetricsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Write Prometheus metrics here every few seconds.",
+        show_default=False,
+    ),
+]
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="Output format: text, json, github or junit.")
 ]
@@ -239,14 +247,7 @@ def ingest(
             "--summary-json", help="Also write the summary as JSON here.", show_default=False
         ),
     ] = None,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics-file",
-            help="Write Prometheus metrics here every few seconds.",
-            show_default=False,
-        ),
-    ] = None,
+    metrics_file: MetricsFileOpt = None,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -613,14 +614,7 @@ def consume(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if any message was dead-lettered.")
     ] = False,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics-file",
-            help="Write Prometheus metrics here every few seconds.",
-            show_default=False,
-        ),
-    ] = None,
+    metrics_file: MetricsFileOpt = None,
     max_line_bytes: MaxLineBytesOpt = None,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
