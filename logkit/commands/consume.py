@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from logkit.commands.ingest import Totals, _append, _Stop, recover_store
+from logkit.commands.ingest import (
+    StopSignal,
+    Totals,
+    append_block,
+    recover_store,
+    write_outcomes,
+)
 from logkit.errors import StoreError, UsageError
 from logkit.ingest import Enveloper, IngestBlock
 from logkit.kafkabatch import envelope_batch
@@ -68,7 +74,7 @@ class StoreTarget(Sink):
         self.writer.mode = "stream"
 
     def write(self, block: IngestBlock) -> None:
-        _append(self.writer, block)
+        append_block(self.writer, block)
         self.writer.sync()
         for folder in self.writer.due_for_rotation():
             self.writer.seal(folder)
@@ -147,7 +153,7 @@ def _run(
     totals = Totals()
     stats = _Stats()
     monitor = Monitor(options.metrics_file, options.err, progress=False, total_bytes=None)
-    stop = _Stop()
+    stop = StopSignal()
     previous = stop.install()
     failed: StoreError | None = None
     source = redact(options.url).split("?", 1)[0]
@@ -213,7 +219,7 @@ def _usable(message: Any, address: Any) -> bool:
 
 
 def _write(
-    target: Sink, block: IngestBlock, options: ConsumeOptions, stop: _Stop, stats: _Stats
+    target: Sink, block: IngestBlock, options: ConsumeOptions, stop: StopSignal, stats: _Stats
 ) -> bool:
     """Write with backoff while the target is unavailable; False if a signal came first.
     Past ``retry_seconds`` the failure ends the run: the batch stays uncommitted in Kafka."""
@@ -278,6 +284,4 @@ def _report(
             f"  {plural(stats.retries, 'write')} retried, "
             f"{plural(stats.commit_failures, 'commit')} failed\n"
         )
-    for (contract, version, outcome), count in sorted(totals.outcomes.items()):
-        label = contract if version == "-" else f"{contract}@{version}"
-        err.write(f"  {label:<24} {outcome:<28} {count:>12,}\n")
+    write_outcomes(err, totals)

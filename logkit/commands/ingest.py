@@ -106,7 +106,7 @@ class Totals:
             self.last_success = time.time()
 
 
-class _Stop:
+class StopSignal:
     """SIGINT/SIGTERM: stop reading, then flush, seal and report as usual."""
 
     def __init__(self) -> None:
@@ -178,7 +178,7 @@ def ingest(options: IngestOptions) -> int:
             f"{bad.name}: ingest reads JSONL (one event per line); convert "
             f"{bad.kind.upper()} files first"
         )
-    stop = _Stop()
+    stop = StopSignal()
     delivery = _open_sink(options, stop) if options.sink else None
     try:
         return _ingest_into(options, checker, contract, limits, sources, stop, delivery)
@@ -187,7 +187,7 @@ def ingest(options: IngestOptions) -> int:
             delivery.sink.close()
 
 
-def _open_sink(options: IngestOptions, stop: _Stop) -> Delivery:
+def _open_sink(options: IngestOptions, stop: StopSignal) -> Delivery:
     """The sink of ``--sink``, not yet connected (a URL of no known kind raises here)."""
     from logkit.sinks import open_sink
     from logkit.sinks.delivery import Delivery, RetryPolicy
@@ -219,7 +219,7 @@ def _ingest_into(
     contract: Any,
     limits: Limits,
     sources: list[inputs.Source],
-    stop: _Stop,
+    stop: StopSignal,
     delivery: Delivery | None,
 ) -> int:
     registry = checker.registry
@@ -318,7 +318,7 @@ def _ingest_source(
     writer: StoreWriter,
     enveloper: Enveloper,
     totals: Totals,
-    stop: _Stop,
+    stop: StopSignal,
     monitor: Any,
     pool: Any = None,
     workers: int = 1,
@@ -345,7 +345,7 @@ def _ingest_locked(
     writer: StoreWriter,
     enveloper: Enveloper,
     totals: Totals,
-    stop: _Stop,
+    stop: StopSignal,
     monitor: Any,
     pool: Any = None,
     workers: int = 1,
@@ -418,14 +418,14 @@ def _ingest_locked(
                             commit(offset, line)
                     except SinkError:
                         if out is not None:  # read already (stdin cannot give it again): keep it
-                            _append(writer, out)
+                            append_block(writer, out)
                             totals.add(out, spooled=True)
                             offset, line = block.end_offset, block.last_line
                         raise
                 if out is None:
                     pass  # a pause in a stream: nothing read
                 elif sender is None:
-                    _append(writer, out)
+                    append_block(writer, out)
                     totals.add(out)
                 else:
                     # Write-ahead: the block is durable in the spool (and checkpointed) before
@@ -433,7 +433,7 @@ def _ingest_locked(
                     # crash in between leaves it in the spool, and replaying it is harmless
                     # (same ids), so no block is lost or stored twice, even after kill -9.
                     mark = writer.mark()
-                    _append(writer, out)
+                    append_block(writer, out)
                     if sender.delivery.due():
                         writer.sync()
                         commit(block.end_offset, block.last_line)
@@ -610,7 +610,7 @@ def _work(task: tuple[bytes, int, str, int, int]) -> IngestBlock:
     return _WORKER.block(data, first_line, name, received_ns, cut_size)
 
 
-def _append(writer: StoreWriter, out: IngestBlock) -> None:
+def append_block(writer: StoreWriter, out: IngestBlock) -> None:
     """Append a block's output whole, or not at all."""
     root = writer.root
     mark = writer.mark()
@@ -626,6 +626,13 @@ def _append(writer: StoreWriter, out: IngestBlock) -> None:
     except StoreError:
         writer.rollback(mark)
         raise
+
+
+def write_outcomes(err: IO[str], totals: Totals) -> None:
+    """The summary's table: one line per contract, version and outcome, with its count."""
+    for (contract, version, outcome), count in sorted(totals.outcomes.items()):
+        label = contract if version == "-" else f"{contract}@{version}"
+        err.write(f"  {label:<24} {outcome:<28} {count:>12,}\n")
 
 
 def _report(
@@ -653,9 +660,7 @@ def _report(
             f"{plural(totals.spooled + totals.spooled_dead, 'record')} spooled to {totals.spool}: "
             "`logkit replay` sends them to the sink\n"
         )
-    for (contract, version, outcome), count in sorted(totals.outcomes.items()):
-        label = contract if version == "-" else f"{contract}@{version}"
-        err.write(f"  {label:<24} {outcome:<28} {count:>12,}\n")
+    write_outcomes(err, totals)
     if options.summary_json is not None:
         from logkit.store.writer import write_json_atomic
 
