@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from logkit.explain import explain
-from logkit.parse import BlockDecoder, ParseProblem, too_large
+from logkit.parse import BlockDecoder, ParseProblem, decode, too_large
 from logkit.registry import Contract
 from logkit.results import EventFailure, Issue
 from logkit.store.ids import IdClock
@@ -149,6 +149,35 @@ class Enveloper:
         self._envelopes(out, valid, base)
         out.blank = decoder.lines - out.lines
         return out
+
+    def event(
+        self, line: bytes, received_ns: int | None = None
+    ) -> tuple[IngestBlock, str, str] | None:
+        """One bare event of the checker's contract (``logkit serve``'s ``POST /log/{name}``),
+        when it is valid: exactly what ``block`` makes of it, with the envelope's id and
+        receipt time, for a fraction of the work. None when the line is anything else
+        (malformed, invalid, blank, over a limit): ``block`` then says what, and stores it."""
+        contract = self.checker.contract
+        if contract is None:
+            raise ValueError("Enveloper.event takes bare events: the checker needs a contract")
+        route = self._entry(contract)
+        try:
+            value = decode(line, self.checker.limits)
+        except ParseProblem:
+            return None
+        if not route.is_valid(value):
+            return None
+        uid, received_at, dt = self.clock.stamps([self.clock.reserve(1, received_ns)])[0]
+        key = (contract.name, contract.version, dt)
+        out = IngestBlock(bytes=len(line), lines=1)
+        out.events[key] = bytearray(
+            f'{{"id":"{uid}","received_at":"{received_at}{route.middle}'.encode()
+            + line.strip()
+            + b"}\n"
+        )
+        out.event_lines[key] = 1
+        out.outcomes[(contract.name, str(contract.version), STORED)] = 1
+        return out, uid, received_at
 
     def _envelopes(
         self, out: IngestBlock, valid: list[tuple[int, _Route, bytes]], base: int

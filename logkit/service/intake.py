@@ -166,6 +166,10 @@ class Intake:
                 contract.version,
             )
         else:
+            fast = enveloper.event(line)
+            if fast is not None:  # valid: the common case, without block's bookkeeping
+                out, uid, received_at = fast
+                return out, Answer(STORED, uid, received_at, contract.name, contract.version)
             out = enveloper.block(line, 1, source)
             if line is not body:
                 self._restore_raw(out, {1: body}, source)

@@ -68,3 +68,47 @@ def test_unknown_routes_are_not_remembered_without_end() -> None:
         assert {a.reason for a in answers} == {"unknown_contract"}
         routes = intake._enveloper(None).checker._routes
         assert len(routes) <= MAX_ROUTES
+
+
+def _without_stamps(out: object) -> dict[str, object]:
+    """An IngestBlock's fields, with each envelope's id and received_at blanked."""
+    fields = dict(vars(out))
+    fields["events"] = {
+        key: [{**json.loads(line), "id": "", "received_at": ""} for line in bytes(b).splitlines()]
+        for key, b in fields["events"].items()
+    }
+    return fields
+
+
+def test_the_single_event_fast_path_is_block_for_valid_events_and_declines_the_rest() -> None:
+    intake = Intake(REGISTRY, Limits(max_line_bytes=600, max_depth=8))
+    enveloper = intake._enveloper(intake.resolve("search", None))
+    valid = [
+        json.dumps(SEARCH).encode(),
+        b"  " + json.dumps(SEARCH, separators=(",", ":")).encode() + b" \t",
+        json.dumps(
+            {**SEARCH, "raw_query": "caf\u00e9 \\u00e9 \U0001f600"}, ensure_ascii=False
+        ).encode(),
+    ]
+    declined = [
+        json.dumps({**SEARCH, "raw_query": 7}).encode(),  # invalid
+        json.dumps(SEARCH)[:-1].encode(),  # malformed
+        json.dumps(SEARCH).replace('"user_id"', '"user_id": "u_dup", "user_id"', 1).encode(),
+        json.dumps({**SEARCH, "raw_query": "x" * 600}).encode(),  # over max_line_bytes
+        json.dumps({**SEARCH, "extra": [[[[[[[[[1]]]]]]]]]}).encode(),  # over max_depth
+        b"   ",
+        b"",
+        b"[1, 2]",
+    ]
+    for body in valid:
+        fast = enveloper.event(body)
+        assert fast is not None, body
+        out, uid, received_at = fast
+        (line,) = bytes(next(iter(out.events.values()))).splitlines()
+        envelope = json.loads(line)
+        assert (envelope["id"], envelope["received_at"]) == (uid, received_at)
+        assert line.endswith(b'"payload":' + body.strip() + b"}")  # the bytes as they came
+        assert _without_stamps(out) == _without_stamps(enveloper.block(body, 1, "t")), body
+    for body in declined:
+        assert enveloper.event(body) is None, body
+        assert intake.single("search", None, body, "t")[1].reason != "stored", body
