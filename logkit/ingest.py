@@ -78,7 +78,9 @@ class Enveloper:
         self.checker = checker
         self.clock = IdClock()
         self._received_ns: int | None = None
-        self._routes: dict[tuple[str, Any, type], _Route] = {}
+        #: Routed events' shapes seen, ``(contract, version, type(version))``, with their route
+        #: and the text a compact line of that shape starts with, up to its payload.
+        self._routes: dict[tuple[str, Any, type], tuple[_Route, bytes]] = {}
         self._entries: dict[Contract, _Route] = {}
 
     def block(
@@ -123,28 +125,39 @@ class Enveloper:
                         self._invalid(out, lines, at, values[at - index], forced, source,
                                       first_line, base)  # fmt: skip
                 continue
-            raws = self._raw_payloads(lines, index, len(values))
+            raws: list[Any] | None = None  # the payloads' bytes by a second decode, if needed
             routes = self._routes
             for at, value in enumerate(values, index):
-                route: _Route | None = None
+                hit: tuple[_Route, bytes] | None = None
                 if type(value) is dict and "payload" in value and len(value) <= 3:
                     name, version = value.get("contract"), value.get("version")
                     if type(name) is str and len(value) == (2 if version is None else 3):
                         # True == 1 in Python: a bool version never shares version 1's entry.
-                        route = routes.get((name, version, type(version)))
-                if route is None:
+                        hit = routes.get((name, version, type(version)))
+                if hit is None:
                     found = self._route(value)
                     if isinstance(found, EventFailure):
                         self.dead(out, lines[at], source, first_line + at, found.reason,
                                   found.issues, found.contract, found.version,
                                   micros=base + at)  # fmt: skip
                         continue
-                    route = found
+                    route, head = found, b"\0"  # a head no line starts with
+                else:
+                    route, head = hit
                 payload = value["payload"]
                 if not route.is_valid(payload):
                     self._invalid(out, lines, at, payload, route, source, first_line, base)
                     continue
-                raw = raws[at - index] if raws is not None else _raw_payload(lines[at]).payload
+                line = lines[at]
+                if line.startswith(head) and line.endswith(b"}"):
+                    # The line is its route's head, then the payload, then "}" (a decoded line
+                    # of this route's shape has no other key after "payload"), with at most
+                    # JSON whitespace around the payload: these are its bytes as they came.
+                    keep((at, route, line[len(head) : -1].strip()))
+                    continue
+                if raws is None:
+                    raws = self._raw_payloads(lines, index, len(values))
+                raw = raws[at - index] if raws is not None else _raw_payload(line).payload
                 keep((at, route, bytes(raw)))
         self._envelopes(out, valid, base)
         out.blank = decoder.lines - out.lines
@@ -182,25 +195,27 @@ class Enveloper:
     def _envelopes(
         self, out: IngestBlock, valid: list[tuple[int, _Route, bytes]], base: int
     ) -> None:
-        """Append the envelopes of the valid lines to ``out``, each with its line's stamp."""
-        stamps = self.clock.stamps([base + at for at, _, _ in valid])
-        events = out.events
-        stored: dict[PartitionKey, int] = {}
-        last: tuple[_Route, str] | None = None
-        buffer = bytearray()
-        key: PartitionKey = ("", 0, "")
-        for (_, route, raw), (uid, received_at, dt) in zip(valid, stamps, strict=True):
-            if last is None or last[0] is not route or last[1] != dt:
-                last = (route, dt)
-                key = (route.contract.name, route.contract.version, dt)
-                buffer = events.setdefault(key, bytearray())
-            buffer += f'{{"id":"{uid}","received_at":"{received_at}{route.middle}'.encode()
-            buffer += raw
-            buffer += b"}\n"
-            stored[key] = stored.get(key, 0) + 1
-        for key, count in stored.items():
-            out.event_lines[key] += count
-            out.outcomes[(key[0], str(key[1]), STORED)] += count
+        """Append the envelopes of the valid lines to ``out``, each with its line's stamp.
+
+        Per route, the envelopes' starts are made in one call and joined with the payloads in
+        a few C-level calls: ``head + payload + "}\n"`` for each, in input order."""
+        groups: dict[_Route, tuple[list[int], list[bytes]]] = {}
+        for at, route, raw in valid:
+            group = groups.get(route)
+            if group is None:
+                group = groups[route] = ([], [])
+            group[0].append(base + at)
+            group[1].append(raw)
+        for route, (micros, raws) in groups.items():
+            heads, dts = self.clock.heads(micros, route.middle)
+            for start, end in _runs(dts):  # one per dt: a block read over midnight has two
+                key = (route.contract.name, route.contract.version, dts[start])
+                starts = "\0".join(heads[start:end]).encode().split(b"\0")  # no NUL in heads
+                buffer = out.events.setdefault(key, bytearray())
+                buffer += b"}\n".join(map(b"".join, zip(starts, raws[start:end], strict=True)))
+                buffer += b"}\n"
+                out.event_lines[key] += end - start
+                out.outcomes[(key[0], str(key[1]), STORED)] += end - start
 
     def _invalid(
         self,
@@ -250,7 +265,7 @@ class Enveloper:
             and type(name) is str
             and len(self._routes) < 1024
         ):
-            self._routes[(name, version, type(version))] = entry
+            self._routes[(name, version, type(version))] = (entry, _head(name, version))
         return entry
 
     def _unparsed(
@@ -304,6 +319,28 @@ class Enveloper:
         out.outcomes[(label_contract, label_version, f"{DEAD}:{reason}")] += 1
         for issue in issues:
             out.rules[(label_contract, label_version, issue.rule)] += 1
+
+
+def _runs(dts: list[str]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of equal dts (they only grow: usually there is one)."""
+    if not dts or dts[0] == dts[-1]:
+        return [(0, len(dts))]
+    runs, start = [], 0
+    for index in range(1, len(dts)):
+        if dts[index] != dts[start]:
+            runs.append((start, index))
+            start = index
+    runs.append((start, len(dts)))
+    return runs
+
+
+def _head(name: str, version: Any) -> bytes:
+    """The text a compact routed event with these fields starts with, up to its payload."""
+    if version is None:
+        return b'{"contract":' + _encode(name) + b',"payload":'
+    if type(version) is not int:
+        return b"\0"  # no line starts with it: such an event's payload is decoded on its own
+    return b'{"contract":' + _encode(name) + b',"version":' + str(version).encode() + b',"payload":'
 
 
 def dead_letter(

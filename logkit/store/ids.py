@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 _random_bits = random.getrandbits
 # The 12 bits after the version: the microseconds within a millisecond, scaled to 0..4095.
 _SUB_MS = [f"{micros * 4096 // 1000:03x}" for micros in range(1000)]
+_DIGITS3 = [f"{n:03d}" for n in range(1000)]
 # Per 64-bit group of random bits: keep the low 62, set the variant bits (10).
 _LOW62 = b"\x3f" + b"\xff" * 7
 _VARIANT = b"\x80" + b"\x00" * 7
@@ -67,17 +68,21 @@ class IdClock:
 
     def stamps(self, micros: list[int]) -> list[tuple[str, str, str]]:
         """``(id, received_at, dt)`` of each reserved microsecond in ``micros`` (ascending): the
-        stamps ``next`` would have made, with far fewer Python operations per stamp."""
+        stamps ``next`` would have made. Many at once are cheaper written out by ``heads``."""
+        return [self._stamp(each) for each in micros]
+
+    def heads(self, micros: list[int], suffix: str = "") -> tuple[list[str], list[str]]:
+        """For each reserved microsecond in ``micros`` (ascending), the start of its envelope,
+        ``{"id":"<id>","received_at":"<received_at>`` then ``suffix``, and its dt: the stamps
+        ``stamps`` makes, already written out, in about half the work (ingest's hot loop)."""
         count = len(micros)
-        if count < 4:  # drawing and splitting the bits at once pays off from a few stamps on
-            return [self._stamp(each) for each in micros]
-        # 62 random bits per id, all drawn at once, with the variant bits set group by group.
-        bits = _random_bits(64 * count)
+        bits = _random_bits(64 * count) if count else 0
         bits &= int.from_bytes(_LOW62 * count)
         bits |= int.from_bytes(_VARIANT * count)
         tails = bits.to_bytes(8 * count).hex()
-        out: list[tuple[str, str, str]] = []
-        append = out.append
+        heads: list[str] = []
+        dts: list[str] = []
+        append = heads.append
         at = 0
         while at < count:
             # One run of stamps within the same second: one prefix and one dt.
@@ -88,20 +93,23 @@ class IdClock:
             limit = (second + 1) * 1_000_000
             while end < count and micros[end] < limit:
                 end += 1
-            prefix, dt, base = self._prefix, self._dt, second * 1_000_000
+            prefix, base, ms_base = self._prefix + ".", second * 1_000_000, second * 1000
+            ms = -1
+            ms_text = millis = ""
             for index in range(at, end):
                 within = micros[index] - base
-                ms_hex = self._ms_hex(second * 1000 + within // 1000)
-                tail = tails[16 * index : 16 * index + 16]
+                if within // 1000 != ms:
+                    ms = within // 1000
+                    ms_text, millis = self._ms_hex(ms_base + ms) + "7", _DIGITS3[ms]
+                sub = within % 1000
+                i = 16 * index
                 append(
-                    (
-                        f"{ms_hex}7{_SUB_MS[within % 1000]}-{tail[:4]}-{tail[4:]}",
-                        f"{prefix}.{within:06d}Z",
-                        dt,
-                    )
+                    f'{{"id":"{ms_text}{_SUB_MS[sub]}-{tails[i : i + 4]}-{tails[i + 4 : i + 16]}'
+                    f'","received_at":"{prefix}{millis}{_DIGITS3[sub]}Z{suffix}'
                 )
+            dts += [self._dt] * (end - at)
             at = end
-        return out
+        return heads, dts
 
     def _tick(self, second: int) -> None:
         self._second = second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from logkit.store.ids import IdClock
@@ -43,3 +44,23 @@ def test_a_reservation_moves_the_clock_past_it() -> None:
     after = clock.next(JUST_BEFORE_MIDNIGHT_NS)
     assert after[1] == "2026-12-03T23:59:59.998011Z"
     assert clock.stamps([]) == []
+
+
+def test_heads_write_out_the_stamps_stamps_makes() -> None:
+    by_stamps, by_heads = IdClock(), IdClock()
+    first = by_stamps.reserve(5000, JUST_BEFORE_MIDNIGHT_NS)
+    assert by_heads.reserve(5000, JUST_BEFORE_MIDNIGHT_NS) == first
+    picked = [first + n for n in range(5000) if n % 7 != 3]  # a block's valid lines
+    expected = by_stamps.stamps(picked)
+    heads, dts = by_heads.heads(picked, '","contract":"search"}')
+    written = [json.loads(head) for head in heads]
+    assert [(w["id"][:19], w["received_at"], dt) for w, dt in zip(written, dts, strict=True)] == [
+        _without_random_bits(s) for s in expected
+    ]
+    assert {w["contract"] for w in written} == {"search"}
+    ids = [uuid.UUID(w["id"]) for w in written]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert len({u.int & ((1 << 62) - 1) for u in ids}) == len(ids)  # random bits differ
+    assert by_heads.heads([]) == ([], [])
