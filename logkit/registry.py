@@ -144,22 +144,26 @@ def _read_bytes(path: Path) -> bytes:
         raise RegistryError.at(path, f"cannot read: {exc.strerror or exc}") from exc
 
 
-def parse_document(path: Path, data: bytes) -> Any:
-    """Parse the bytes of a registry file (JSON by its suffix, else YAML)."""
+def parse_document(path: Path, data: bytes, lines: dict[str, int] | None = None) -> Any:
+    """Parse the bytes of a registry file (JSON by its suffix, else YAML).
+
+    ``lines``, when given, is filled from the same parse with a YAML file's
+    ``yamlsafe.pointer_lines`` (and left empty for a JSON file).
+    """
     try:
         if path.suffix == ".json":
             return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-        return yamlsafe.load(data)
+        if lines is None:
+            return yamlsafe.load(data)
+        document, found = yamlsafe.load_with_lines(data)
+        lines.update(found)
+        return document
     except yamlsafe.YamlError as exc:
         raise RegistryError.at(path, f"invalid YAML: {exc}", exc.line) from exc
     except json.JSONDecodeError as exc:
         raise RegistryError.at(path, f"invalid JSON: {exc.msg}", exc.lineno) from exc
     except (ValueError, RecursionError) as exc:
         raise RegistryError.at(path, f"invalid JSON: {exc}") from exc
-
-
-def _pointer_lines(path: Path, data: bytes) -> dict[str, int]:
-    return yamlsafe.pointer_lines(data)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -253,7 +257,7 @@ class DocumentCache:
 class Registry:
     """A folder of versioned contracts. Load with ``Registry.load(path)``."""
 
-    def __init__(self, root: Path, cache: Path | None = None) -> None:
+    def __init__(self, root: Path, cache: Path | None = None, *, lines: bool = False) -> None:
         self.root = root
         self.contracts: dict[str, dict[int, Contract]] = {}
         self.problems: list[Problem] = []
@@ -264,6 +268,9 @@ class Registry:
         self._cache_folder = cache
         self._cache = DocumentCache(cache, root) if cache is not None else None
         self._lines: DocumentCache | None = None  # opened by the first pointer_lines call
+        # With ``lines``, each YAML file parsed also gives its line map, and its bytes to tell
+        # whether the file read again for a report is still the one that was parsed.
+        self._parsed_lines: dict[Path, tuple[bytes, dict[str, int]]] | None = {} if lines else None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -275,6 +282,7 @@ class Registry:
         strict: bool = True,
         cache: Path | None = None,
         only: Collection[str] | None = None,
+        lines: bool = False,
     ) -> Registry:
         """Load every contract file under ``path``.
 
@@ -283,14 +291,15 @@ class Registry:
         folder for a DocumentCache (call ``save_cache()`` once the run has read what it needs).
         ``only`` parses just the contracts it names (the files they reference are read when
         needed); the layout of the whole folder is still checked, but a file of another
-        contract that does not parse goes unnoticed.
+        contract that does not parse goes unnoticed. ``lines`` says that reports will ask for
+        ``pointer_lines``: YAML files then give them from the parse that reads them.
         """
         root = Path(path)
         if not root.is_dir():
             hint = "" if root.exists() else " (set --registry or LOGKIT_REGISTRY)"
             raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
         resolved = root.resolve()
-        registry = cls(resolved, cache)
+        registry = cls(resolved, cache, lines=lines)
         registry._scan(only)
         if strict and registry.errors:
             first = registry.errors[0]
@@ -390,20 +399,38 @@ class Registry:
     def _document(self, path: Path) -> Any:
         # ``path`` is resolved (resolving costs several system calls, and a file is met twice)
         if path not in self._documents:
+            parse: Callable[[Path, bytes], Any] = parse_document
+            if self._parsed_lines is not None and path.suffix != ".json":
+                parse = self._parse_noting_lines
             if self._cache is not None and path.suffix != ".json":  # JSON parses fast enough
-                self._documents[path] = self._cache.read(path)
+                self._documents[path] = self._cache.read(path, parse)
             else:
-                self._documents[path] = read_document(path)
+                self._documents[path] = parse(path, _read_bytes(path))
         return self._documents[path]
 
+    def _parse_noting_lines(self, path: Path, data: bytes) -> Any:
+        lines: dict[str, int] = {}
+        document = parse_document(path, data, lines)
+        if self._parsed_lines is not None:
+            self._parsed_lines[path] = (data, lines)
+        return document
+
     def pointer_lines(self, path: Path) -> dict[str, int]:
-        """Each JSON pointer of a registry file and its line, for reports: parsed once per run,
-        and kept in the cache, if there is one, with the documents."""
+        """Each JSON pointer of a registry file and its line, for reports: parsed once per run
+        (by the parse that loaded the file, with ``lines``), and kept in the cache, if there is
+        one, with the documents."""
+        parsed = self._parsed_lines.get(path) if self._parsed_lines is not None else None
+
+        def parse(path: Path, data: bytes) -> dict[str, int]:
+            if parsed is not None and parsed[0] == data:
+                return parsed[1]
+            return yamlsafe.pointer_lines(data)
+
         if self._cache_folder is None:
-            return yamlsafe.pointer_lines(_read_bytes(path))
+            return parse(path, _read_bytes(path))
         if self._lines is None:
             self._lines = DocumentCache(self._cache_folder, self.root, "lines")
-        lines: dict[str, int] = self._lines.read(path, _pointer_lines)
+        lines: dict[str, int] = self._lines.read(path, parse)
         return lines
 
     def save_cache(self) -> None:

@@ -335,7 +335,9 @@ def check_compat(
     out, err = out or sys.stdout, err or sys.stderr
     # --against compares every contract with the ref: it needs the whole registry
     only = None if options.against else folders_of(options.settings.registry, options.files)
-    registry = Registry.load(options.settings.registry, cache=CACHE, only=only)
+    registry = Registry.load(
+        options.settings.registry, cache=CACHE, only=only, lines=options.fmt != "json"
+    )
     ignores = load_ignores(options.settings)
     if options.files:
         names = contracts_for_files(registry, options.files)

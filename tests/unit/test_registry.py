@@ -423,3 +423,33 @@ def test_a_remote_meta_schema_is_refused_without_a_request(tmp_path: Path) -> No
     assert seen == []
     assert out.startswith("RegistryError ")
     assert "https://schemas.example.com/meta" in out
+
+
+# -- line maps for reports -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_line_maps_come_from_the_parse_that_loaded_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    from logkit import yamlsafe
+
+    root = write(tmp_path / "r", {"demo/1.yaml": contract("properties:\n  a: {type: string}\n")})
+    path = (root / "demo" / "1.yaml").resolve()
+    expected = yamlsafe.pointer_lines(path.read_bytes())
+    registry = Registry.load(root, lines=True, cache=tmp_path / "cache" if cache else None)
+
+    def second_parse(data: bytes) -> dict[str, int]:
+        raise AssertionError("the file was parsed a second time for its lines")
+
+    monkeypatch.setattr(yamlsafe, "pointer_lines", second_parse)
+    assert registry.pointer_lines(path) == expected
+    assert expected["/properties/a"] == 6
+
+
+def test_a_file_changed_since_loading_is_mapped_as_it_is_now(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", {"demo/1.yaml": contract("properties:\n  a: {type: string}\n")})
+    registry = Registry.load(root, lines=True)
+    path = (root / "demo" / "1.yaml").resolve()
+    path.write_text(contract("\nproperties:\n\n  a: {type: string}\n"))
+    assert registry.pointer_lines(path)["/properties/a"] == 8
