@@ -453,3 +453,34 @@ def test_a_file_changed_since_loading_is_mapped_as_it_is_now(tmp_path: Path) -> 
     path = (root / "demo" / "1.yaml").resolve()
     path.write_text(contract("\nproperties:\n\n  a: {type: string}\n"))
     assert registry.pointer_lines(path)["/properties/a"] == 8
+
+
+# -- the cache of parsed files -------------------------------------------------------------------
+
+
+def test_the_cache_gives_back_exactly_what_was_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logkit.registry import DocumentCache
+
+    monkeypatch.setattr(DocumentCache, "SETTLE_NS", -1)  # the files count as settled at once
+    exact = "examples: [0.1, -0.0, 1.0e+16, 1.5e-07, 18446744073709551615, -9223372036854775808]\n"
+    root = write(
+        tmp_path / "r",
+        {
+            "demo/1.yaml": contract(exact + "description: ünïcödé ✓\n"),
+            "demo/2.yaml": contract("examples: [18446744073709551616, 1180591620717411303424]\n"),
+        },
+    )
+    folder = tmp_path / "cache"
+    first = Registry.load(root, cache=folder)
+    first.save_cache()
+    (cache_file,) = folder.glob("registry-*-documents.json")
+    stored = json.loads(cache_file.read_bytes())["documents"]
+    # orjson would read integers beyond 64 bits back as floats: that file is not stored
+    assert [Path(p).name for p in stored] == ["1.yaml"]
+    second = Registry.load(root, cache=folder)
+    for version in (1, 2):
+        got, want = second.get(f"demo@{version}").schema, first.get(f"demo@{version}").schema
+        assert json.dumps(got) == json.dumps(want)  # same values, same types, same key order
+    assert second.get("demo@2").schema["examples"] == [2**64, 2**70]
