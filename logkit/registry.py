@@ -365,6 +365,7 @@ class Registry:
 
     def _scan_contract(self, folder: Path, *, parse: bool = True) -> None:
         versions: dict[int, Contract] = {}
+        real_folder: Path | None = None
         for file in sorted(folder.iterdir()):
             if file.name.startswith(".") or file.suffix not in SCHEMA_SUFFIXES:
                 continue
@@ -389,7 +390,13 @@ class Registry:
                 versions[version] = Contract(folder.name, version, file, {})
                 continue
             try:
-                resolved = file.resolve()
+                # resolving walks every part of the path; a file that is not a link resolves
+                # to its name in its folder, resolved once
+                if file.is_symlink():
+                    resolved = file.resolve()
+                else:
+                    real_folder = real_folder or folder.resolve()
+                    resolved = real_folder / file.name
                 schema = self._document(resolved)
             except RegistryError as exc:
                 self._problem(file, "parse", exc.detail, line=exc.line)

@@ -341,7 +341,7 @@ def _scalar(event: Any) -> Any:
     if event.tag is not None or event.anchor is not None:
         raise _GiveUp
     value: str = event.value
-    if not event.implicit[0]:  # quoted or a block scalar: a string
+    if not event.implicit[0] or value[:1] in _ONLY_STR:  # quoted, a block, or text
         return value
     tag = _plain_tag(value)
     if tag == _STR_TAG:
@@ -358,6 +358,13 @@ def _scalar(event: Any) -> Any:
     if tag == "tag:yaml.org,2002:null":
         return None
     raise _GiveUp
+
+
+# First characters no implicit resolver starts with: a plain scalar starting so is a string
+# (most are, in a contract: type names, descriptions, formats).
+_ONLY_STR = frozenset(
+    () if _WILDCARD else (chr(c) for c in range(0x80) if chr(c) not in _SCALAR_RESOLVERS)
+)
 
 
 def _plain_tag(value: str) -> str:

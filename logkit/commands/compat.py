@@ -175,9 +175,12 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _relative(path: str, cwd: Path | None = None) -> str:
+def _relative(path: str, cwd: Path | None = None, *, resolved: bool = False) -> str:
+    """``path`` relative to the working folder when inside it; ``resolved`` says it already is
+    (a contract's path), which saves resolving it again."""
     try:
-        return str(Path(path).resolve().relative_to(cwd or Path.cwd()))
+        real = Path(path) if resolved else Path(path).resolve()
+        return str(real.relative_to(cwd or Path.cwd()))
     except ValueError:
         return path
 
@@ -408,7 +411,9 @@ def check_compat(
     # A file has many findings: its line map and its relative path are worked out once.
     lines: dict[str, dict[str, int]] = {}
     cwd = Path.cwd()
-    relative = {file: _relative(file, cwd) for file in {r.new.file for _, r, _ in records}}
+    relative = {
+        file: _relative(file, cwd, resolved=True) for file in {r.new.file for _, r, _ in records}
+    }
     for _name, result, change in records:
         if (
             options.fmt == "text"
