@@ -283,6 +283,7 @@ class Registry:
         self._validators: dict[tuple[str, int], jsonschema_rs.Validator] = {}
         self._documents: dict[Path, Any] = {}
         self._retrieved: dict[str, Any] = {}
+        self._shared_resources: Any = False  # built by the first shared_resources() call
         self._cache_folder = cache
         self._cache = DocumentCache(cache, root) if cache is not None else None
         self._lines: DocumentCache | None = None  # opened by the first pointer_lines call
@@ -539,6 +540,21 @@ class Registry:
                 f"{contract.path}: {contract.label} is not a valid JSON Schema: at "
                 f"{first[0] or '/'}: {first[1]} (run `logkit lint`)"
             )
+
+    def shared_resources(self) -> Any:
+        """The shared files as one ``jsonschema_rs.Registry``, built once (None when one of
+        them cannot go in it). Given one, a schema's references into them resolve without
+        ``_retrieve`` and without converting the document again for each schema; any other
+        reference still goes through ``_retrieve``."""
+        if self._shared_resources is False:
+            import jsonschema_rs
+
+            try:
+                resources = [(path.as_uri(), self.document(path)) for path in self.shared_files]
+                self._shared_resources = jsonschema_rs.Registry(resources, retriever=self._retrieve)
+            except Exception:
+                self._shared_resources = None
+        return self._shared_resources
 
     def _retrieve(self, uri: str) -> Any:
         # Called for every $ref of every version, by the validators and by check-compat: the

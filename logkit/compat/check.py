@@ -65,6 +65,7 @@ class Version:
     retrieve: Callable[[str], Any]
     compile: Callable[[], Any]
     check: Callable[[], None] = lambda: None
+    resources: Any = None  # a jsonschema_rs.Registry of documents references may point into
 
     @cached_property
     def validator(self) -> Any:
@@ -80,6 +81,7 @@ class Version:
             registry._retrieve,
             partial(registry.validator, contract),
             partial(registry.check_schema, contract),
+            registry.shared_resources(),
         )
 
     @classmethod
@@ -229,6 +231,16 @@ class _Side:
 def _canonical(schema: Any, version: Version) -> Any:
     import jsonschema_rs
 
+    if version.resources is not None:
+        try:
+            return jsonschema_rs.canonicalize(
+                schema,
+                validate_formats=True,
+                base_uri=version.base_uri,
+                registry=version.resources,
+            )
+        except Exception:  # decided below, as if the resources had not been prepared
+            pass
     try:
         return jsonschema_rs.canonicalize(
             schema, validate_formats=True, base_uri=version.base_uri, retriever=version.retrieve
