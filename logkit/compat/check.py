@@ -466,7 +466,7 @@ def _opaque(schema: Any, root: Any) -> bool:
     one that does not resolve in this document (dereferencing inlined it from another file),
     or a keyword whose effect depends on evaluation elsewhere."""
     if isinstance(schema, list):
-        return any(_opaque(s, root) for s in schema)
+        return any(isinstance(item, (dict, list)) and _opaque(item, root) for item in schema)
     if not isinstance(schema, dict):
         return False
     for key, value in schema.items():
@@ -479,7 +479,11 @@ def _opaque(schema: Any, root: Any) -> bool:
                 resolve_pointer(root, value[1:])
             except (KeyError, IndexError, ValueError):
                 return True
-        if key not in ("enum", "const", "examples", "default") and _opaque(value, root):
+        if (
+            isinstance(value, (dict, list))  # anything else holds no keyword
+            and key not in ("enum", "const", "examples", "default")
+            and _opaque(value, root)
+        ):
             return True
     return False
 
