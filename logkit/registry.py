@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ import orjson
 
 from logkit import yamlsafe
 from logkit.errors import RegistryError, UnknownContractError, UsageError
+from logkit.forking import split_work
 
 if TYPE_CHECKING:
     import jsonschema_rs
@@ -45,6 +46,12 @@ COMPAT_MODES = (
     "NONE",
 )
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+#: YAML files to parse from which half of them are parsed by a second process (forking it and
+#: sending the documents back costs ~40 ms; parsing a file ~0.35 ms).
+PARALLEL_FILES = 200
+
+#: A file's bytes, its document and (when asked for) its line map, parsed ahead of the scan.
+_Parsed = tuple[bytes, Any, dict[str, int] | None]
 
 
 def did_you_mean(word: str, candidates: Iterator[str] | list[str] | tuple[str, ...]) -> str:
@@ -227,6 +234,16 @@ class DocumentCache:
     def _key(stat: os.stat_result) -> list[int]:
         return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
+    def fresh(self, path: Path) -> bool:
+        """Whether ``read(path)`` would take the document from the cache."""
+        entry = self.entries.get(str(path))
+        if not (isinstance(entry, list) and len(entry) == 2):
+            return False
+        try:
+            return bool(entry[0] == self._key(path.stat()))
+        except OSError:
+            return False
+
     def read(self, path: Path, parse: Callable[[Path, bytes], Any] | None = None) -> Any:
         """``parse(path, bytes)`` (default: the document), from the cache if the file is
         unchanged. The result must be JSON data."""
@@ -284,6 +301,7 @@ class Registry:
         self._documents: dict[Path, Any] = {}
         self._retrieved: dict[str, Any] = {}
         self._shared_resources: Any = False  # built by the first shared_resources() call
+        self._prefetched: dict[Path, _Parsed] = {}
         self._cache_folder = cache
         self._cache = DocumentCache(cache, root) if cache is not None else None
         self._lines: DocumentCache | None = None  # opened by the first pointer_lines call
@@ -319,6 +337,7 @@ class Registry:
             raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
         resolved = root.resolve()
         registry = cls(resolved, cache, lines=lines)
+        registry._prefetch(only)
         registry._scan(only)
         if strict and registry.errors:
             first = registry.errors[0]
@@ -425,21 +444,68 @@ class Registry:
     def _document(self, path: Path) -> Any:
         # ``path`` is resolved (resolving costs several system calls, and a file is met twice)
         if path not in self._documents:
-            parse: Callable[[Path, bytes], Any] = parse_document
-            if self._parsed_lines is not None and path.suffix != ".json":
-                parse = self._parse_noting_lines
-            if self._cache is not None and path.suffix != ".json":  # JSON parses fast enough
-                self._documents[path] = self._cache.read(path, parse)
+            if path.suffix == ".json":  # JSON parses fast enough to need no cache
+                self._documents[path] = parse_document(path, _read_bytes(path))
+            elif self._cache is not None:
+                self._documents[path] = self._cache.read(path, self._parse_yaml)
             else:
-                self._documents[path] = parse(path, _read_bytes(path))
+                self._documents[path] = self._parse_yaml(path, _read_bytes(path))
         return self._documents[path]
 
-    def _parse_noting_lines(self, path: Path, data: bytes) -> Any:
-        lines: dict[str, int] = {}
-        document = parse_document(path, data, lines)
-        if self._parsed_lines is not None:
+    def _parse_yaml(self, path: Path, data: bytes) -> Any:
+        # what _prefetch parsed, while the file still holds the bytes it was parsed from
+        early = self._prefetched.pop(path, None)
+        if early is not None and early[0] == data:
+            document, lines = early[1], early[2]
+        else:
+            lines = {} if self._parsed_lines is not None else None
+            document = parse_document(path, data, lines)
+        if self._parsed_lines is not None and lines is not None:
             self._parsed_lines[path] = (data, lines)
         return document
+
+    def _prefetch(self, only: Collection[str] | None) -> None:
+        """Parse the YAML contract files the scan is about to parse (those the cache does not
+        hold), half of them in a forked child, when there are at least ``PARALLEL_FILES``.
+
+        Only a speed-up: the scan still reads each file and takes a result only for the same
+        bytes; a file that does not parse here, a link, or one missed is parsed there as ever.
+        """
+        todo: list[Path] = []
+        try:
+            for folder in sorted(self.root.iterdir()):
+                name = folder.name
+                if (
+                    name.startswith(".")
+                    or not NAME_RE.match(name)
+                    or (only is not None and name not in only)
+                    or not folder.is_dir()
+                ):
+                    continue
+                real = folder.resolve()
+                for file in sorted(folder.iterdir()):
+                    if file.suffix not in (".yaml", ".yml") or not VERSION_RE.match(file.stem):
+                        continue
+                    path = real / file.name
+                    if not file.is_symlink() and not (self._cache and self._cache.fresh(path)):
+                        todo.append(path)
+        except OSError:
+            return
+        if len(todo) < PARALLEL_FILES:
+            return
+        parsed = split_work(self._parse_files, todo, [1] * len(todo), minimum=PARALLEL_FILES)
+        self._prefetched = {path: r for path, r in zip(todo, parsed, strict=True) if r}
+
+    def _parse_files(self, paths: Sequence[Path]) -> list[_Parsed | None]:
+        out: list[_Parsed | None] = []
+        for path in paths:
+            try:
+                data = path.read_bytes()
+                lines: dict[str, int] | None = {} if self._parsed_lines is not None else None
+                out.append((data, parse_document(path, data, lines), lines))
+            except Exception:  # parsed again by the scan, which reports the problem
+                out.append(None)
+        return out
 
     def pointer_lines(self, path: Path) -> dict[str, int]:
         """Each JSON pointer of a registry file and its line, for reports: parsed once per run

@@ -484,3 +484,51 @@ def test_the_cache_gives_back_exactly_what_was_parsed(
         got, want = second.get(f"demo@{version}").schema, first.get(f"demo@{version}").schema
         assert json.dumps(got) == json.dumps(want)  # same values, same types, same key order
     assert second.get("demo@2").schema["examples"] == [2**64, 2**70]
+
+
+# -- parsing ahead, in two processes --------------------------------------------------------------
+
+
+def _loaded(registry: Registry) -> tuple[Any, ...]:
+    documents = {c.label: json.dumps(c.schema) for c in registry}
+    lines = {c.label: registry.pointer_lines(c.path) for c in registry}
+    problems = [(p.path.name, p.rule, p.message, p.line) for p in registry.problems]
+    return documents, lines, problems
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_parsing_ahead_in_two_processes_loads_what_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    import logkit.registry as registry_module
+
+    files = {
+        f"c{i}/{v}.yaml": contract(f"properties:\n  f{v}: {{type: integer, maximum: {i}}}\n")
+        for i in range(8)
+        for v in (1, 2, 3)
+    }
+    files["c3/4.yaml"] = "type: object\nrequired: [a]\nrequired: [b]\n"  # a duplicate key
+    files["c5/4.yaml"] = contract("$defs:\n  a: &a {type: string}\nproperties:\n  x: *a\n")
+    files["c6/04.yaml"] = contract()  # not a version name
+    root = write(tmp_path / "r", files)
+    (root / "c7" / "4.yaml").symlink_to(root / "c7" / "3.yaml")
+    folder = tmp_path / "cache" if cache else None
+
+    def load() -> Registry:
+        return Registry.load(root, strict=False, lines=True, cache=folder)
+
+    monkeypatch.setattr(registry_module, "PARALLEL_FILES", 10**9)
+    one = _loaded(load())
+    monkeypatch.setattr(registry_module, "PARALLEL_FILES", 0)
+    registry = load()
+    assert registry._prefetched == {}  # every result was taken, or the file parsed again
+    assert _loaded(registry) == one
+    assert [p[1] for p in one[2]] == ["parse", "version-name"]
+
+
+def test_a_file_changed_after_parsing_ahead_is_parsed_again(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", {"demo/1.yaml": contract()})
+    registry = Registry(root.resolve())
+    path = (root / "demo" / "1.yaml").resolve()
+    registry._prefetched[path] = (b"type: string\n", {"type": "string"}, None)
+    assert registry.document(path)["type"] == "object"
