@@ -82,9 +82,15 @@ def split_work(
 
 
 def _can_fork() -> bool:
-    # fork is safe here: logkit's CLI runs no threads. Only on Linux, where that holds for the
-    # libraries underneath too (macOS frameworks may start threads of their own).
-    return hasattr(os, "fork") and sys.platform.startswith("linux")
+    # Forking a process that runs other threads (a library's, say librdkafka's) can leave the
+    # child waiting forever on a lock one of them held: fork only a single-threaded process,
+    # which Linux tells exactly (every thread, native ones too, is a task).
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def _start(

@@ -320,6 +320,7 @@ class Registry:
         cache: Path | None = None,
         only: Collection[str] | None = None,
         lines: bool = False,
+        parallel: bool = False,
     ) -> Registry:
         """Load every contract file under ``path``.
 
@@ -330,6 +331,8 @@ class Registry:
         needed); the layout of the whole folder is still checked, but a file of another
         contract that does not parse goes unnoticed. ``lines`` says that reports will ask for
         ``pointer_lines``: YAML files then give them from the parse that reads them.
+        ``parallel`` lets a cold load parse half of many files in a forked child (a one-shot
+        command's choice: see ``_prefetch``).
         """
         root = Path(path)
         if not root.is_dir():
@@ -337,7 +340,8 @@ class Registry:
             raise RegistryError(f"registry folder {str(root)!r} not found{hint}")
         resolved = root.resolve()
         registry = cls(resolved, cache, lines=lines)
-        registry._prefetch(only)
+        if parallel:
+            registry._prefetch(only)
         registry._scan(only)
         if strict and registry.errors:
             first = registry.errors[0]

@@ -395,7 +395,11 @@ def check_compat(
     # --against compares every contract with the ref: it needs the whole registry
     only = None if options.against else folders_of(options.settings.registry, options.files)
     registry = Registry.load(
-        options.settings.registry, cache=CACHE, only=only, lines=options.fmt != "json"
+        options.settings.registry,
+        cache=CACHE,
+        only=only,
+        lines=options.fmt != "json",
+        parallel=True,
     )
     ignores = load_ignores(options.settings)
     if options.files:

@@ -14,9 +14,6 @@ from logkit import forking
 from logkit.forking import split_work
 
 PARENT = os.getpid()
-needs_two_cpus = pytest.mark.skipif(
-    forking.cpus() < 2 or not forking._can_fork(), reason="needs fork and two CPUs"
-)
 
 
 def squares(part: Sequence[int]) -> list[tuple[int, int]]:
@@ -29,7 +26,9 @@ def values(results: list[tuple[int, int]]) -> list[int]:
 
 @pytest.fixture
 def children(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of the children split_work forks."""
+    """The pids of the children split_work forks (the test is skipped where it would not)."""
+    if forking.cpus() < 2 or not forking._can_fork():
+        pytest.skip("needs fork, two CPUs and no other thread running")
     forked: list[int] = []
     start = forking._start
 
@@ -54,7 +53,6 @@ def reaped(pids: list[int]) -> bool:
     return bool(pids)
 
 
-@needs_two_cpus
 def test_the_second_half_is_done_by_a_child(children: list[int]) -> None:
     results = split_work(squares, list(range(10)), [1] * 10, minimum=0)
     assert values(results) == [x * x for x in range(10)]
@@ -64,8 +62,7 @@ def test_the_second_half_is_done_by_a_child(children: list[int]) -> None:
     assert reaped(children)
 
 
-@needs_two_cpus
-def test_the_halves_are_cut_by_weight() -> None:
+def test_the_halves_are_cut_by_weight(children: list[int]) -> None:
     results = split_work(squares, list(range(4)), [5, 1, 1, 1], minimum=0)
     assert [pid == PARENT for _, pid in results] == [True, False, False, False]
 
@@ -93,7 +90,6 @@ def unpicklable_in_child(part: Sequence[int]) -> list[tuple[int, int]]:
     return squares(part)
 
 
-@needs_two_cpus
 @pytest.mark.parametrize("work", [raise_in_child, crash_in_child, unpicklable_in_child])
 def test_whatever_goes_wrong_in_the_child_the_parent_does_its_half(
     work: object, children: list[int]
@@ -103,8 +99,7 @@ def test_whatever_goes_wrong_in_the_child_the_parent_does_its_half(
     assert reaped(children)
 
 
-@needs_two_cpus
-def test_an_answer_that_does_not_decode_is_redone_here() -> None:
+def test_an_answer_that_does_not_decode_is_redone_here(children: list[int]) -> None:
     def decode(data: bytes) -> list[tuple[int, int]]:
         raise pickle.UnpicklingError("no")
 
@@ -112,7 +107,6 @@ def test_an_answer_that_does_not_decode_is_redone_here() -> None:
     assert results == [(x * x, PARENT) for x in range(6)]
 
 
-@needs_two_cpus
 def test_a_stuck_child_is_killed_and_its_half_done_here(
     monkeypatch: pytest.MonkeyPatch, children: list[int]
 ) -> None:
@@ -130,7 +124,6 @@ def test_a_stuck_child_is_killed_and_its_half_done_here(
     assert reaped(children)
 
 
-@needs_two_cpus
 def test_an_error_in_the_parents_half_is_raised_and_the_child_reaped(
     children: list[int],
 ) -> None:
@@ -145,3 +138,17 @@ def test_an_error_in_the_parents_half_is_raised_and_the_child_reaped(
         split_work(fails_here, list(range(6)), [1] * 6, minimum=0)
     assert time.monotonic() - started < 10
     assert reaped(children)
+
+
+def test_a_process_running_other_threads_is_not_forked() -> None:
+    import threading
+
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        results = split_work(squares, list(range(10)), [1] * 10, minimum=0)
+    finally:
+        release.set()
+        thread.join()
+    assert results == [(x * x, PARENT) for x in range(10)]

@@ -515,7 +515,7 @@ def test_parsing_ahead_in_two_processes_loads_what_one_does(
     folder = tmp_path / "cache" if cache else None
 
     def load() -> Registry:
-        return Registry.load(root, strict=False, lines=True, cache=folder)
+        return Registry.load(root, strict=False, lines=True, cache=folder, parallel=True)
 
     monkeypatch.setattr(registry_module, "PARALLEL_FILES", 10**9)
     one = _loaded(load())
