@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,9 +29,17 @@ def values(results: list[tuple[int, int]]) -> list[int]:
 
 @pytest.fixture
 def children(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The pids of the children split_work forks (the test is skipped where it would not)."""
+    """The pids of the children split_work forks.
+
+    split_work does not fork a process running other threads, and a test session may be one
+    (threads a test left behind): the test is skipped then, and
+    ``test_the_fork_tests_pass_in_a_fresh_process`` runs it where nothing else runs.
+    """
     if forking.cpus() < 2 or not forking._can_fork():
-        pytest.skip("needs fork, two CPUs and no other thread running")
+        if os.environ.get("LOGKIT_TEST_FORK_STRICT"):
+            pytest.fail("split_work would not fork here")
+        threads = [t.name for t in threading.enumerate()]
+        pytest.skip(f"needs fork, two CPUs and no other thread running (threads: {threads})")
     forked: list[int] = []
     start = forking._start
 
@@ -141,8 +152,6 @@ def test_an_error_in_the_parents_half_is_raised_and_the_child_reaped(
 
 
 def test_a_process_running_other_threads_is_not_forked() -> None:
-    import threading
-
     release = threading.Event()
     thread = threading.Thread(target=release.wait)
     thread.start()
@@ -152,3 +161,18 @@ def test_a_process_running_other_threads_is_not_forked() -> None:
         release.set()
         thread.join()
     assert results == [(x * x, PARENT) for x in range(10)]
+
+
+@pytest.mark.skipif(forking.cpus() < 2, reason="needs two CPUs")
+def test_the_fork_tests_pass_in_a_fresh_process() -> None:
+    if os.environ.get("LOGKIT_TEST_FORK_STRICT"):
+        pytest.skip("this is the fresh process")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider"],
+        env={**os.environ, "LOGKIT_TEST_FORK_STRICT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
