@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -760,4 +761,10 @@ def _click_exit(exc: Exception) -> int:
 
 def main_exit() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    code = main()
+    # The process ends here. The interpreter's own collections at exit would walk every object
+    # the run left (~0.07 s after check-compat on a large registry); collect the garbage now, so
+    # that its finalizers still run, and leave the rest to the operating system.
+    gc.collect()
+    gc.freeze()
+    sys.exit(code)

@@ -202,16 +202,28 @@ def load_all_with_lines(text: str | bytes) -> Iterator[tuple[int, Any]]:
 
 def load(text: str | bytes) -> Any:
     """Load a single-document YAML text; an empty document is None."""
+    fast = _load_plain(text, None)
+    if fast is not _FALLBACK:
+        return fast
     docs = list(load_all(text))
     if len(docs) > 1:
         raise YamlError(f"expected one YAML document, found {len(docs)}")
     return docs[0] if docs else None
 
 
+def load_with_lines(text: str | bytes) -> tuple[Any, dict[str, int]]:
+    """``load(text)`` and ``pointer_lines(text)`` from one parse."""
+    lines: dict[str, int] = {}
+    fast = _load_plain(text, lines)
+    if fast is not _FALLBACK:
+        return fast, lines
+    return load(text), pointer_lines(text)
+
+
 def pointer_lines(text: str | bytes) -> dict[str, int]:
     """Map each JSON pointer in a single-document YAML text to its 1-based line.
 
-    Only used when reporting a problem, so it may compose the document a second time.
+    A member's line is its key's; an empty map when the text is not one YAML document.
     """
     lines: dict[str, int] = {}
 
@@ -235,3 +247,128 @@ def pointer_lines(text: str | bytes) -> dict[str, int]:
     if root is not None:
         walk(root, "")
     return lines
+
+
+# -- the fast path -----------------------------------------------------------------------------
+#
+# Composing nodes and then constructing values from them costs two walks and a Python object
+# per node. Most registry files are plain: one document of mappings, sequences and untagged
+# scalars, with no anchors, aliases, merge keys, duplicate keys or deep nesting. Those are
+# built straight from the parser's events, in one pass that can also note each pointer's line.
+# Anything else (and any error) makes the fast path give up, and the full loader above reads
+# the text again: its results and its error messages stay the only ones there are.
+
+_FALLBACK: Any = object()
+_FAST_DEPTH = 64  # deeper documents take the full loader, which decides what is too deep
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def _load_plain(text: str | bytes, lines: dict[str, int] | None) -> Any:
+    """The document of a plain single-document ``text`` (None when empty), filling ``lines``
+    as ``pointer_lines`` would when given; ``_FALLBACK`` when the full loader must decide."""
+    loader = _JsonSafeLoader(text)
+    try:
+        get: Any = loader.get_event  # events are told apart by type, not by the stubs' unions
+        get()  # StreamStartEvent
+        event = get()
+        if type(event) is yaml.StreamEndEvent:
+            return None
+        if type(event) is not yaml.DocumentStartEvent:
+            raise _GiveUp
+        root = get()
+        if lines is not None:
+            lines[""] = root.start_mark.line + 1
+        value = _value(get, root, "", 0, lines)
+        if type(get()) is not yaml.DocumentEndEvent or type(get()) is not yaml.StreamEndEvent:
+            raise _GiveUp  # a second document: the full loader words the error
+        return value
+    except Exception:  # the full loader raises the error again, with its own message
+        return _FALLBACK
+    finally:
+        loader.dispose()
+
+
+def _value(get: Any, event: Any, pointer: str, depth: int, lines: dict[str, int] | None) -> Any:
+    kind = type(event)
+    if kind is yaml.ScalarEvent:
+        return _scalar(event)
+    if event.anchor is not None or event.tag is not None or depth >= _FAST_DEPTH:
+        raise _GiveUp
+    if kind is yaml.MappingStartEvent:
+        mapping: dict[str, Any] = {}
+        while True:
+            key = get()
+            if type(key) is not yaml.ScalarEvent:
+                if type(key) is yaml.MappingEndEvent:
+                    return mapping
+                raise _GiveUp  # a non-scalar key or an alias
+            name = key.value
+            if key.tag is not None or key.anchor is not None or name in mapping:
+                raise _GiveUp
+            if name in ("<<", "=") and key.implicit[0]:
+                raise _GiveUp  # a merge key, or YAML's "value" key
+            member = ""
+            if lines is not None:
+                member = f"{pointer}/{name.replace('~', '~0').replace('/', '~1')}"
+                lines[member] = key.start_mark.line + 1  # type: ignore[union-attr]
+            item = get()
+            if type(item) is yaml.ScalarEvent:
+                mapping[name] = _scalar(item)
+            else:
+                mapping[name] = _value(get, item, member, depth + 1, lines)
+    if kind is yaml.SequenceStartEvent:
+        sequence: list[Any] = []
+        while True:
+            item = get()
+            kind = type(item)
+            if kind is yaml.SequenceEndEvent:
+                return sequence
+            member = ""
+            if lines is not None:
+                member = f"{pointer}/{len(sequence)}"
+                lines[member] = item.start_mark.line + 1
+            if kind is yaml.ScalarEvent:
+                sequence.append(_scalar(item))
+            else:
+                sequence.append(_value(get, item, member, depth + 1, lines))
+    raise _GiveUp  # an alias
+
+
+def _scalar(event: Any) -> Any:
+    if event.tag is not None or event.anchor is not None:
+        raise _GiveUp
+    value: str = event.value
+    if not event.implicit[0] or value[:1] in _ONLY_STR:  # quoted, a block, or text
+        return value
+    tag = _plain_tag(value)
+    if tag == _STR_TAG:
+        return value
+    if tag == "tag:yaml.org,2002:int":
+        return int(value)
+    if tag == "tag:yaml.org,2002:float":
+        number = float(value)
+        if number - number != 0.0:  # infinite or NaN: refused, with the full loader's words
+            raise _GiveUp
+        return number
+    if tag == "tag:yaml.org,2002:bool":
+        return value[0] in "tT"
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    raise _GiveUp
+
+
+# First characters no implicit resolver starts with: a plain scalar starting so is a string
+# (most are, in a contract: type names, descriptions, formats).
+_ONLY_STR = frozenset(
+    () if _WILDCARD else (chr(c) for c in range(0x80) if chr(c) not in _SCALAR_RESOLVERS)
+)
+
+
+def _plain_tag(value: str) -> str:
+    for tag, regexp in _SCALAR_RESOLVERS.get(value[:1], _WILDCARD):
+        if regexp.match(value):
+            return tag
+    return _STR_TAG

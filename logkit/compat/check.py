@@ -65,6 +65,7 @@ class Version:
     retrieve: Callable[[str], Any]
     compile: Callable[[], Any]
     check: Callable[[], None] = lambda: None
+    resources: Any = None  # a jsonschema_rs.Registry of documents references may point into
 
     @cached_property
     def validator(self) -> Any:
@@ -80,6 +81,7 @@ class Version:
             registry._retrieve,
             partial(registry.validator, contract),
             partial(registry.check_schema, contract),
+            registry.shared_resources(),
         )
 
     @classmethod
@@ -229,6 +231,16 @@ class _Side:
 def _canonical(schema: Any, version: Version) -> Any:
     import jsonschema_rs
 
+    if version.resources is not None:
+        try:
+            return jsonschema_rs.canonicalize(
+                schema,
+                validate_formats=True,
+                base_uri=version.base_uri,
+                registry=version.resources,
+            )
+        except Exception:  # decided below, as if the resources had not been prepared
+            pass
     try:
         return jsonschema_rs.canonicalize(
             schema, validate_formats=True, base_uri=version.base_uri, retriever=version.retrieve
@@ -454,7 +466,7 @@ def _opaque(schema: Any, root: Any) -> bool:
     one that does not resolve in this document (dereferencing inlined it from another file),
     or a keyword whose effect depends on evaluation elsewhere."""
     if isinstance(schema, list):
-        return any(_opaque(s, root) for s in schema)
+        return any(isinstance(item, (dict, list)) and _opaque(item, root) for item in schema)
     if not isinstance(schema, dict):
         return False
     for key, value in schema.items():
@@ -467,7 +479,11 @@ def _opaque(schema: Any, root: Any) -> bool:
                 resolve_pointer(root, value[1:])
             except (KeyError, IndexError, ValueError):
                 return True
-        if key not in ("enum", "const", "examples", "default") and _opaque(value, root):
+        if (
+            isinstance(value, (dict, list))  # anything else holds no keyword
+            and key not in ("enum", "const", "examples", "default")
+            and _opaque(value, root)
+        ):
             return True
     return False
 

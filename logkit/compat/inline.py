@@ -20,7 +20,9 @@ from logkit.schemawalk import LISTS, MAPS, SINGLE, resolve_pointer
 
 _VALUES = frozenset({"enum", "const", "examples", "default"})
 _DROP = frozenset({"$defs", "definitions", "$id", "$anchor", "$dynamicAnchor", "$schema"})
-_SUB_MAPS = tuple(k for k in MAPS if k not in ("$defs", "definitions"))
+_SUB_MAPS = frozenset(k for k in MAPS if k not in ("$defs", "definitions"))
+# Sets, not schemawalk's tuples: every key of every node is looked up in them.
+_SINGLE, _LISTS = frozenset(SINGLE), frozenset(LISTS)
 
 
 def _target(base: str, ref: str) -> tuple[str, str, str]:
@@ -77,9 +79,9 @@ def inline(schema: Any, base_uri: str, retrieve: Callable[[str], Any]) -> Any:
                 continue
             if key in _VALUES:
                 out[key] = value
-            elif key in SINGLE and isinstance(value, (dict, bool)):
+            elif key in _SINGLE and isinstance(value, (dict, bool)):
                 out[key] = walk(value, base, stack, depth + 1)
-            elif key in LISTS and isinstance(value, list):
+            elif key in _LISTS and isinstance(value, list):
                 out[key] = [walk(v, base, stack, depth + 1) for v in value]
             elif key in _SUB_MAPS and isinstance(value, dict):
                 out[key] = {k: walk(v, base, stack, depth + 1) for k, v in value.items()}

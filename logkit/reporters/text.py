@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from typing import IO, Any
 
@@ -18,9 +19,13 @@ _CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x202
 _CONTROL.update(SURROGATE_ESCAPES)
 
 
+# translate looks every character up in _CONTROL; most lines have nothing to escape
+_NEEDS_ESCAPE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def printable(text: str) -> str:
     """``text`` with control characters written as escapes, so it stays one inert line."""
-    return text.translate(_CONTROL)
+    return text.translate(_CONTROL) if _NEEDS_ESCAPE.search(text) else text
 
 
 def use_color(stream: IO[str], color: bool | None) -> bool:

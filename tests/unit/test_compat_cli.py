@@ -216,3 +216,30 @@ def test_contract_mode_comes_from_x_logkit(
     assert main(["check-compat", "--format", "json"]) == 0
     (pair,) = json.loads(capsys.readouterr().out)["pairs"]
     assert pair["mode"] == "FORWARD"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "github"])
+def test_two_processes_report_what_one_does(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+) -> None:
+    import logkit.commands.compat as compat
+
+    monkeypatch.chdir(tmp_path)
+    s, n = {"type": "string", "maxLength": 20}, {"type": "integer", "minimum": 0}
+    for i in range(6):
+        mode = {"compatibility": "FULL_TRANSITIVE"} if i == 4 else {}
+        _write(tmp_path, f"c{i}", 1, _contract({"id": s, "n": n}, ["id"], **mode))
+        _write(tmp_path, f"c{i}", 2, _contract({"id": s, "n": n, "x": s}, ["id"], **mode))
+        third = {"id": s, "x": s} if i % 2 else {"id": {"type": "string", "maxLength": 9}, "n": n}
+        _write(tmp_path, f"c{i}", 3, _contract(third, ["id", "x"] if i == 3 else ["id"], **mode))
+    outputs = []
+    for versions in (10**9, 0):  # one process, then two
+        monkeypatch.setattr(compat, "PARALLEL_VERSIONS", versions)
+        code = main(["check-compat", "--registry", "registry", "--format", fmt])
+        outputs.append((code, capsys.readouterr()))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0] == 1

@@ -423,3 +423,112 @@ def test_a_remote_meta_schema_is_refused_without_a_request(tmp_path: Path) -> No
     assert seen == []
     assert out.startswith("RegistryError ")
     assert "https://schemas.example.com/meta" in out
+
+
+# -- line maps for reports -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_line_maps_come_from_the_parse_that_loaded_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    from logkit import yamlsafe
+
+    root = write(tmp_path / "r", {"demo/1.yaml": contract("properties:\n  a: {type: string}\n")})
+    path = (root / "demo" / "1.yaml").resolve()
+    expected = yamlsafe.pointer_lines(path.read_bytes())
+    registry = Registry.load(root, lines=True, cache=tmp_path / "cache" if cache else None)
+
+    def second_parse(data: bytes) -> dict[str, int]:
+        raise AssertionError("the file was parsed a second time for its lines")
+
+    monkeypatch.setattr(yamlsafe, "pointer_lines", second_parse)
+    assert registry.pointer_lines(path) == expected
+    assert expected["/properties/a"] == 6
+
+
+def test_a_file_changed_since_loading_is_mapped_as_it_is_now(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", {"demo/1.yaml": contract("properties:\n  a: {type: string}\n")})
+    registry = Registry.load(root, lines=True)
+    path = (root / "demo" / "1.yaml").resolve()
+    path.write_text(contract("\nproperties:\n\n  a: {type: string}\n"))
+    assert registry.pointer_lines(path)["/properties/a"] == 8
+
+
+# -- the cache of parsed files -------------------------------------------------------------------
+
+
+def test_the_cache_gives_back_exactly_what_was_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logkit.registry import DocumentCache
+
+    monkeypatch.setattr(DocumentCache, "SETTLE_NS", -1)  # the files count as settled at once
+    exact = "examples: [0.1, -0.0, 1.0e+16, 1.5e-07, 18446744073709551615, -9223372036854775808]\n"
+    root = write(
+        tmp_path / "r",
+        {
+            "demo/1.yaml": contract(exact + "description: ünïcödé ✓\n"),
+            "demo/2.yaml": contract("examples: [18446744073709551616, 1180591620717411303424]\n"),
+        },
+    )
+    folder = tmp_path / "cache"
+    first = Registry.load(root, cache=folder)
+    first.save_cache()
+    (cache_file,) = folder.glob("registry-*-documents.json")
+    stored = json.loads(cache_file.read_bytes())["documents"]
+    # orjson would read integers beyond 64 bits back as floats: that file is not stored
+    assert [Path(p).name for p in stored] == ["1.yaml"]
+    second = Registry.load(root, cache=folder)
+    for version in (1, 2):
+        got, want = second.get(f"demo@{version}").schema, first.get(f"demo@{version}").schema
+        assert json.dumps(got) == json.dumps(want)  # same values, same types, same key order
+    assert second.get("demo@2").schema["examples"] == [2**64, 2**70]
+
+
+# -- parsing ahead, in two processes --------------------------------------------------------------
+
+
+def _loaded(registry: Registry) -> tuple[Any, ...]:
+    documents = {c.label: json.dumps(c.schema) for c in registry}
+    lines = {c.label: registry.pointer_lines(c.path) for c in registry}
+    problems = [(p.path.name, p.rule, p.message, p.line) for p in registry.problems]
+    return documents, lines, problems
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_parsing_ahead_in_two_processes_loads_what_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    import logkit.registry as registry_module
+
+    files = {
+        f"c{i}/{v}.yaml": contract(f"properties:\n  f{v}: {{type: integer, maximum: {i}}}\n")
+        for i in range(8)
+        for v in (1, 2, 3)
+    }
+    files["c3/4.yaml"] = "type: object\nrequired: [a]\nrequired: [b]\n"  # a duplicate key
+    files["c5/4.yaml"] = contract("$defs:\n  a: &a {type: string}\nproperties:\n  x: *a\n")
+    files["c6/04.yaml"] = contract()  # not a version name
+    root = write(tmp_path / "r", files)
+    (root / "c7" / "4.yaml").symlink_to(root / "c7" / "3.yaml")
+    folder = tmp_path / "cache" if cache else None
+
+    def load() -> Registry:
+        return Registry.load(root, strict=False, lines=True, cache=folder, parallel=True)
+
+    monkeypatch.setattr(registry_module, "PARALLEL_FILES", 10**9)
+    one = _loaded(load())
+    monkeypatch.setattr(registry_module, "PARALLEL_FILES", 0)
+    registry = load()
+    assert registry._prefetched == {}  # every result was taken, or the file parsed again
+    assert _loaded(registry) == one
+    assert [p[1] for p in one[2]] == ["parse", "version-name"]
+
+
+def test_a_file_changed_after_parsing_ahead_is_parsed_again(tmp_path: Path) -> None:
+    root = write(tmp_path / "r", {"demo/1.yaml": contract()})
+    registry = Registry(root.resolve())
+    path = (root / "demo" / "1.yaml").resolve()
+    registry._prefetched[path] = (b"type: string\n", {"type": "string"}, None)
+    assert registry.document(path)["type"] == "object"

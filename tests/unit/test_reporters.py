@@ -482,3 +482,12 @@ def test_a_non_utf8_file_name_is_written_to_a_strict_utf8_stream(fmt: str) -> No
         assert json.loads(text)["results"][0]["source"] == name
     else:
         assert "bad\\udcff.jsonl" in text
+
+
+def test_the_quick_check_for_escapes_knows_every_character_printable_escapes() -> None:
+    from logkit.reporters.text import _CONTROL, _NEEDS_ESCAPE, printable
+
+    for code in range(0x10000):
+        assert bool(_NEEDS_ESCAPE.match(chr(code))) == (code in _CONTROL), hex(code)
+    assert printable("plain ✓ text") == "plain ✓ text"
+    assert printable("a\nb\x1b[31m\udcff") == "a\\nb\\x1b[31m\\udcff"

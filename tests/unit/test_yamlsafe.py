@@ -223,3 +223,75 @@ def test_the_loader_does_not_change_pyyaml_defaults() -> None:
     # The resolvers are the loader's own; plain safe_load is untouched.
     assert yaml.safe_load("v: on") == {"v": True}
     assert load("v: on") == {"v": "on"}
+
+
+# -- the one-pass fast path gives what the full loader gives -------------------------------------
+
+PLAIN = [
+    "",
+    "# only a comment\n",
+    "a: 1\nb: [x, 2.5, -0.0, true, FALSE, null, ~, '', \"3\"]\n",
+    "a:\n  - b: {c: [1, {d: e}]}\n  - []\n  - {}\n",
+    "n:\nm: ''\nk: |\n  block\n  text\nj: >\n  folded\n",
+    "200: ok\non: x\nnull: y\ntrue: z\n1.5: w\n~: v\n'<<': quoted\n",
+    "big: 1180591620717411303424\nneg: -7\nplus: +3\nexp: 1e3\nsmall: .5\ndot: 1.\n",
+    "v: 22:22\nw: 0755\nx: 1_000\ny: 2024-01-02\nz: yes\n",
+    "a/b: 1\nc~d:\n  e/~f: [1, 2]\n",
+    "- 1\n- - 2\n  - 3\n- x: 4\n",
+    "scalar at the root",
+    "'quoted root'",
+    "\ufeffa: 1\n",
+    "%YAML 1.1\n---\na: 1\n...\n",
+    "é: ünïcödé\n",
+]
+
+FALLS_BACK = [
+    "a: &x 1\nb: *x\n",  # anchors and aliases
+    "base: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n",  # a merge key
+    "a: !!str 1\n",  # an explicit tag
+    "a: !custom x\n",
+    "v: .inf\n",  # refused, in the full loader's words
+    "v: 1e400\n",
+    "a: 1\na: 2\n",  # a duplicate key
+    "1: a\n'1': b\n",
+    "? [x, y]\n: 2\n",  # a non-scalar key
+    "a: 1\n---\nb: 2\n",  # two documents
+    "a: [1\n",  # a syntax error
+    "v: =\n",
+    "[" * 70 + "]" * 70,  # deeper than the fast path goes
+    "[" * 5000 + "]" * 5000,
+]
+
+
+def _full(text: str) -> Any:
+    docs = list(load_all(text))
+    if len(docs) > 1:
+        raise YamlError(f"expected one YAML document, found {len(docs)}")
+    return docs[0] if docs else None
+
+
+def _outcome(load_text: Any, text: str) -> tuple[str, Any]:
+    try:
+        value = load_text(text)
+    except YamlError as exc:
+        return "error", (str(exc), exc.line)
+    return "value", json.dumps(value)  # json tells 1 from 1.0 from true, and keeps key order
+
+
+@pytest.mark.parametrize("text", PLAIN + FALLS_BACK)
+def test_the_fast_path_loads_what_the_full_loader_loads(text: str) -> None:
+    assert _outcome(load, text) == _outcome(_full, text)
+    if _outcome(_full, text)[0] == "value":
+        value, lines = yamlsafe.load_with_lines(text)
+        assert json.dumps(value) == json.dumps(_full(text))
+        assert list(lines.items()) == list(pointer_lines(text).items())
+
+
+@pytest.mark.parametrize("text", PLAIN)
+def test_plain_documents_take_the_fast_path(text: str) -> None:
+    assert yamlsafe._load_plain(text, None) is not yamlsafe._FALLBACK
+
+
+@pytest.mark.parametrize("text", FALLS_BACK)
+def test_anything_unusual_takes_the_full_loader(text: str) -> None:
+    assert yamlsafe._load_plain(text, None) is yamlsafe._FALLBACK
