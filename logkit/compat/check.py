@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logkit.compat.rules import RULES, Change, run_diff
-from logkit.compat.witness import Generator, witnesses
+from logkit.compat.witness import Generator, mutations, witnesses
 from logkit.schemawalk import resolve_pointer, unescape
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ MODES = (
 )
 POLICIES = ("strict", "lenient")
 MAX_WITNESSES = 40
+#: Examples of each version whose one-place changes are tried as witnesses, at the most.
+MAX_EXAMPLES = 4
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -345,6 +347,28 @@ def _decide(
                 break
         if found:
             break
+    if not found and answer != "YES":
+        # Last, the versions' own examples, each changed in one place: a change deep inside
+        # a large object is found there when whole candidate events never satisfy the rest.
+        gen, both = gens[0], hints[-2:]
+        examples = [e for schema, _ in both if isinstance(schema, dict)
+                    for e in schema.get("examples") or [] if isinstance(e, dict)]  # fmt: skip
+        for example in examples[:MAX_EXAMPLES]:
+            changed = list(mutations(gen, example, list(both)))
+            tried += len(changed)
+            for event in witnesses(changed, producer.source_accepts, consumer.version.accepts):
+                found.append(
+                    Witness(
+                        event,
+                        producer.version.label,
+                        consumer.version.label,
+                        _errors(consumer.version, event),
+                    )
+                )
+                if len(found) >= MAX_WITNESSES:
+                    break
+            if found:
+                break
     if found:
         how = (
             "jsonschema-rs: covers NO; witness verified"

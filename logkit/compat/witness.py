@@ -408,10 +408,70 @@ def _strings(schemas: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
+def mutations(gen: Generator, example: Any, hints: list[Hint], per_spot: int = 8) -> Iterator[Any]:
+    """Copies of ``example`` with one value replaced, or one missing property added, by a
+    candidate for its spot (the subschemas ``hints`` give there, followed along
+    ``properties``, ``additionalProperties``, ``prefixItems`` and ``items``).
+
+    A valid event, changed in one place, is the likeliest witness of a change deep inside a
+    large object: candidates built from the schemas alone rarely satisfy every other part."""
+    stack: list[tuple[tuple[str | int, ...], Any, list[Hint]]] = [((), example, hints)]
+    while stack:
+        path, value, spot = stack.pop()
+        if path:
+            for candidate in gen.candidates(spot)[:per_spot]:
+                if candidate != value or type(candidate) is not type(value):
+                    yield _replaced(example, path, candidate)
+        flat = gen.expand(spot)
+        if isinstance(value, dict):
+            names = {name for s, _ in flat for name in s.get("properties") or {}}
+            for name in sorted(names | set(value)):
+                sub = [
+                    (s["properties"][name], root)
+                    for s, root in flat
+                    if isinstance(s.get("properties"), dict) and name in s["properties"]
+                ]
+                if not sub:
+                    sub = [(s["additionalProperties"], r) for s, r in flat
+                           if isinstance(s.get("additionalProperties"), dict)]  # fmt: skip
+                if not sub:
+                    continue
+                if name in value:
+                    stack.append(((*path, name), value[name], sub))
+                else:  # an optional property the example leaves out
+                    for candidate in gen.candidates(sub)[:per_spot]:
+                        yield _replaced(example, (*path, name), candidate)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                sub = []
+                for s, root in flat:
+                    prefix = s.get("prefixItems")
+                    if isinstance(prefix, list) and index < len(prefix):
+                        sub.append((prefix[index], root))
+                    elif isinstance(s.get("items"), dict):
+                        sub.append((s["items"], root))
+                if sub:
+                    stack.append(((*path, index), item, sub))
+
+
+def _replaced(document: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    """A copy of ``document`` with ``value`` at ``path``, sharing what it does not change."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(document, dict):
+        copy = dict(document)
+        copy[head] = _replaced(document.get(head), rest, value)
+        return copy
+    copy_list = list(document)
+    copy_list[head] = _replaced(document[head], rest, value)  # type: ignore[index]
+    return copy_list
+
+
 def witnesses(candidates: Iterable[Any], accepts: Any, rejects: Any) -> Iterator[Any]:
     """The candidates ``accepts`` says yes to and ``rejects`` says no to, smallest first."""
     found = [c for c in _unique(candidates, 100_000) if accepts(c) and not rejects(c)]
     yield from sorted(found, key=lambda c: len(_key(c)))
 
 
-__all__ = ["Generator", "Hint", "witnesses"]
+__all__ = ["Generator", "Hint", "mutations", "witnesses"]

@@ -155,3 +155,77 @@ def test_plan_pairs_per_mode() -> None:
     assert plan([1, 2, 3], "BACKWARD") == [(1, 2), (2, 3)]
     assert plan([1, 2, 3], "FULL_TRANSITIVE") == [(1, 2), (1, 3), (2, 3)]
     assert plan([4], "FORWARD") == []
+
+
+def _order(label_max: int) -> dict[str, object]:
+    """An order event: many constrained required fields, and an optional label deep inside."""
+    item = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["sku", "quantity"],
+        "properties": {
+            "sku": {"type": "string", "pattern": "^SKU-[0-9]{4}$"},
+            "quantity": {"type": "integer", "minimum": 1, "maximum": 999},
+            "unit_price": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["amount", "currency"],
+                "properties": {
+                    "amount": {"type": "number", "exclusiveMinimum": 0},
+                    "currency": {"enum": ["EUR", "USD", "GBP"]},
+                },
+            },
+            "label": {"type": "string", "maxLength": label_max},
+        },
+    }
+    address = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["country", "city"],
+        "properties": {
+            "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+            "city": {"type": "string", "minLength": 1},
+        },
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["event_id", "channel", "session_id", "occurred_at", "address", "line_items"],
+        "properties": {
+            "event_id": {"type": "string", "format": "uuid"},
+            "channel": {"enum": ["email", "sms", "push"]},
+            "session_id": {"type": "string", "pattern": "^s_[0-9a-f]{16}$"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "address": address,
+            "line_items": {"type": "array", "minItems": 1, "items": item},
+        },
+        "examples": [
+            {
+                "event_id": "3f8e2a4c-9b71-4d0e-8c55-0a6f1e7d2b94",
+                "channel": "email",
+                "session_id": "s_4b1d9e0c7a2f6e83",
+                "occurred_at": "2026-12-03T10:00:00Z",
+                "address": {"country": "GB", "city": "Leeds"},
+                "line_items": [{"sku": "SKU-4821", "quantity": 2}],
+            }
+        ],
+    }
+
+
+def test_a_break_deep_in_a_large_event_is_witnessed_by_changing_an_example(
+    tmp_path: Path,
+) -> None:
+    """Whole candidate events rarely satisfy every constrained field at once: the witness of
+    the label's tighter bound is the version's own example with one label added (without that
+    stage, this pair was ``undecided``)."""
+    result = check_pair(
+        Version.from_file(tmp_path / "1.yaml", _order(80), "order@1"),
+        Version.from_file(tmp_path / "2.yaml", _order(40), "order@2"),
+    )
+    assert [(c.rule, c.severity) for c in result.changes] == [("max-length-decreased", "error")]
+    witness = result.changes[0].witness
+    assert witness is not None
+    (item,) = witness.event["line_items"]
+    assert 40 < len(item["label"]) <= 80
+    assert witness.event["session_id"] == "s_4b1d9e0c7a2f6e83"  # the example, changed once
+    assert any(path.endswith("/maxLength") for _, path, _ in witness.errors)
