@@ -729,7 +729,7 @@ def _forked_children_die_on_sigterm() -> None:
     main thread: a worker that a pool forks from one of its own threads (to replace one that
     exited) caught ``Pool.terminate()``'s SIGTERM and never acted on it (seen here: a worker
     left waiting, SIGTERM caught and none pending). Workers that must outlive a SIGTERM set
-    that up themselves (ingest's ignore it).
+    that up themselves (ingest's and validate's ignore it).
     """
     global _AT_FORK_REGISTERED
     if not _AT_FORK_REGISTERED:
