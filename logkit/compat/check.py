@@ -10,9 +10,10 @@ UNKNOWN with no witness is ``undecided`` and counts as breaking. The structural 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, partial
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -324,51 +325,38 @@ def _decide(
     # jsonschema-rs could compute it), then both schemas with few candidates per spot, then more.
     stages = [(gens[0], hints[:1])] if len(hints) == 3 else []
     stages += [(gen, hints) for gen in gens]
-    for gen, stage_hints in stages:
-        candidates: list[Any] = []
-        for schema, root in stage_hints:
-            candidates.extend(gen.candidates([(schema, root)]))
-        if len(stage_hints) > 1:
-            candidates.extend(gen.candidates(stage_hints))
-        for schema, _ in hints[-2:]:
-            if isinstance(schema, dict) and isinstance(schema.get("examples"), list):
-                candidates.extend(schema["examples"])
-        tried += len(candidates)
-        for event in witnesses(candidates, producer.source_accepts, consumer.version.accepts):
-            found.append(
-                Witness(
-                    event,
-                    producer.version.label,
-                    consumer.version.label,
-                    _errors(consumer.version, event),
-                )
-            )
-            if len(found) >= MAX_WITNESSES:
-                break
-        if found:
-            break
-    if not found and answer != "YES":
+
+    def batches() -> Iterator[list[Any]]:
+        for gen, stage_hints in stages:
+            candidates: list[Any] = []
+            for schema, root in stage_hints:
+                candidates.extend(gen.candidates([(schema, root)]))
+            if len(stage_hints) > 1:
+                candidates.extend(gen.candidates(stage_hints))
+            for schema, _ in hints[-2:]:
+                if isinstance(schema, dict) and isinstance(schema.get("examples"), list):
+                    candidates.extend(schema["examples"])
+            yield candidates
         # Last, the versions' own examples, each changed in one place: a change deep inside
         # a large object is found there when whole candidate events never satisfy the rest.
-        gen, both = gens[0], hints[-2:]
+        both = hints[-2:]
         examples = [e for schema, _ in both if isinstance(schema, dict)
                     for e in schema.get("examples") or [] if isinstance(e, dict)]  # fmt: skip
         for example in examples[:MAX_EXAMPLES]:
-            changed = list(mutations(gen, example, list(both)))
-            tried += len(changed)
-            for event in witnesses(changed, producer.source_accepts, consumer.version.accepts):
-                found.append(
-                    Witness(
-                        event,
-                        producer.version.label,
-                        consumer.version.label,
-                        _errors(consumer.version, event),
-                    )
-                )
-                if len(found) >= MAX_WITNESSES:
-                    break
-            if found:
-                break
+            yield list(mutations(gens[0], example, list(both)))
+
+    for candidates in batches():  # made lazily: a batch only when the ones before found none
+        tried += len(candidates)
+        events = witnesses(candidates, producer.source_accepts, consumer.version.accepts)
+        found = [
+            Witness(
+                event, producer.version.label, consumer.version.label,
+                _errors(consumer.version, event),
+            )
+            for event in islice(events, MAX_WITNESSES)
+        ]  # fmt: skip
+        if found:
+            break
     if found:
         how = (
             "jsonschema-rs: covers NO; witness verified"
