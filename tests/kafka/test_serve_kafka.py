@@ -15,28 +15,11 @@ from kafkakit import Broker
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
 
-from serving import REPO_ROOT, Server, logkit_command, post
-
-CONTRACT = """\
-$schema: https://json-schema.org/draft/2020-12/schema
-title: A numbered event
-description: Events numbered in sequence.
-x-logkit:
-  owner: tests@example.com
-type: object
-required: [seq]
-properties:
-  seq:
-    type: integer
-    description: The event's number.
-"""
+from serving import REPO_ROOT, Server, logkit_command, post, write_seq_registry
 
 
 def seq_registry(tmp_path: Path) -> Path:
-    root = tmp_path / "registry"
-    (root / "seq").mkdir(parents=True)
-    (root / "seq" / "1.yaml").write_text(CONTRACT)
-    return root
+    return write_seq_registry(tmp_path / "registry")
 
 
 def test_posted_events_become_one_message_each(broker: Broker, tmp_path: Path) -> None:

@@ -157,6 +157,30 @@ def sealed_only(store: Path) -> bool:
     return not [p for p in store.rglob("*") if p.is_file() and ".open" in p.name]
 
 
+#: A one-field contract whose events carry their sequence number, so that a test can tell
+#: exactly which ones arrived (the sink and Kafka tests).
+SEQ_CONTRACT = """\
+$schema: https://json-schema.org/draft/2020-12/schema
+title: A numbered event
+description: Events numbered in sequence, so that a test can tell which ones arrived.
+x-logkit:
+  owner: tests@example.com
+type: object
+required: [seq]
+properties:
+  seq:
+    type: integer
+    description: The event's number in its stream.
+"""
+
+
+def write_seq_registry(root: Path) -> Path:
+    """A registry at ``root`` holding ``seq`` version 1 only."""
+    (root / "seq").mkdir(parents=True)
+    (root / "seq" / "1.yaml").write_text(SEQ_CONTRACT)
+    return root
+
+
 SEARCH = {
     "user_id": "u_7f3k29qx",
     "query_id": "2f85a6a1-598a-4b55-9c8c-137984ad4994",

@@ -9,22 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "service"))
 
 from pgserver import PgServer
-
-CONTRACT = """\
-$schema: https://json-schema.org/draft/2020-12/schema
-title: A numbered event
-description: Events numbered in sequence, so that a test can tell which ones arrived.
-x-logkit:
-  owner: tests@example.com
-type: object
-required: [seq]
-properties:
-  seq:
-    type: integer
-    description: The event's number in its stream.
-"""
+from serving import write_seq_registry
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +26,4 @@ def pg() -> Iterator[PgServer]:
 
 @pytest.fixture(scope="session")
 def seq_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("registry")
-    (root / "seq").mkdir()
-    (root / "seq" / "1.yaml").write_text(CONTRACT)
-    return root
+    return write_seq_registry(tmp_path_factory.mktemp("registries") / "registry")
