@@ -57,7 +57,9 @@ def results(
     pool = None
     try:
         if workers > 1:
-            with _signals_held():  # a signal while the pool starts arrives once it is ``pool``
+            # Held until ``pool`` is set: a Ctrl-C while the pool starts (raised as
+            # KeyboardInterrupt when it arrives) must find the pool to stop, in ``finally``.
+            with _signals_held():
                 pool = _start_checkers(checker, job, workers)
         for source in sources:
             if source.kind != "jsonl":
@@ -74,12 +76,13 @@ def results(
         # However the run ends (done, --max-errors, an error, Ctrl-C, SIGTERM), the workers
         # are alive (they ignore SIGINT and SIGTERM), with at most 2 * workers blocks to finish.
         if pool is not None:
-            _stop_pool(pool)
+            stop_pool(pool)
             _forget_checker()
 
 
-def _stop_pool(pool: Any) -> None:
-    """Let the workers finish what they hold and exit; never ``terminate``.
+def stop_pool(pool: Any) -> None:
+    """Let the workers of a ``start_pool`` pool finish what they hold and exit; never
+    ``terminate``.
 
     ``Pool.terminate`` races with the pool's own upkeep (it can fork a replacement worker at
     that moment) and then waits for a worker that never exits, and a pool whose workers died
@@ -88,7 +91,7 @@ def _stop_pool(pool: Any) -> None:
     40 runs (2,000 runs with ``close``); Ctrl-C sent to the process group, while the workers
     took SIGINT, hung 3 runs in 60 and printed their tracebacks in most; ``kill -TERM`` to the
     group, while they took SIGTERM, hung 33 runs in 150. The workers ignore both now
-    (``_tune_worker``): the parent decides when to stop, and closing needs no signal.
+    (``start_pool``): the parent decides when to stop, and closing needs no signal.
     """
     pool.close()
     pool.join()
@@ -102,7 +105,7 @@ def _signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM wait (blocked) in this thread, and arrive when the block ends.
 
     Starting a pool forks its workers and starts its threads, which inherit the mask: each
-    worker unblocks both first thing (``_tune_worker``); the pool's threads keep them blocked,
+    worker unblocks both first thing (``_start_worker``); the pool's threads keep them blocked,
     which leaves them to the main thread, where Python handles signals anyway."""
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
         yield
@@ -211,13 +214,6 @@ def _init_worker(job: Job) -> None:
 def _tune_worker(_job: Job) -> None:
     import gc
 
-    # Ctrl-C and ``kill -TERM -PGID`` reach the whole process group: the parent stops the run
-    # and lets the workers finish the blocks they hold (a worker that died of them would print
-    # a traceback, leave its block unanswered, and have the pool fork a replacement).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # held while the pool started
     # A worker's own objects live as long as it does: keep the collector from walking them
     # again and again while it allocates events (acyclic, freed by reference counting).
     gc.freeze()
@@ -261,13 +257,30 @@ def _forget_checker() -> None:
 
 
 def start_pool(job: Job, workers: int, initializer: Callable[[Job], None] | None = None) -> Any:
-    """A process pool whose workers are set up by ``initializer(job)``."""
+    """A process pool whose workers are set up by ``initializer(job)``; stop it with
+    ``stop_pool``. Its workers ignore SIGINT and SIGTERM: Ctrl-C, systemd and ``kill -TERM
+    -PGID`` reach the whole process group, and a worker that died of them would print a
+    traceback, leave the block it holds unanswered (a block taken from stdin lost), and have
+    the pool fork a replacement. The parent decides when to stop and lets them finish."""
     import multiprocessing
 
     # fork is fast and safe here: the parent runs no threads when the pool starts.
     method = "fork" if _can_fork() else "spawn"
     context = multiprocessing.get_context(method)
-    return context.Pool(workers, initializer=initializer or _init_worker, initargs=(job,))
+    # Held while the pool starts, so that no signal reaches a worker before it ignores it (a
+    # caller whose handlers raise holds them until it holds the pool, as ``results`` does).
+    with _signals_held():
+        return context.Pool(
+            workers, initializer=_start_worker, initargs=(initializer or _init_worker, job)
+        )
+
+
+def _start_worker(initializer: Callable[[Job], None], job: Job) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # held while the pool started
+    initializer(job)
 
 
 def _can_fork() -> bool:

@@ -243,7 +243,7 @@ def _ingest_into(
     workers = options.workers or 1
     pool = None
     if workers > 1:
-        from logkit.runner import Job, start_pool
+        from logkit.runner import Job, start_pool, stop_pool
 
         # Before the writer exists: forked workers would share its flock, keep it after a
         # kill -9 of this process, and make the next run skip the recovery of its segments.
@@ -264,7 +264,7 @@ def _ingest_into(
         writer = StoreWriter(root, writer_options)
     except BaseException:
         if pool is not None:
-            _end_pool(pool)
+            stop_pool(pool)
         raise
     totals = Totals()
     if delivery is not None:
@@ -299,7 +299,7 @@ def _ingest_into(
             writer.release()  # recovery seals them, cut back to the last checkpoint
     finally:
         if pool is not None:
-            _end_pool(pool)
+            stop_pool(pool)
         for signum, handler in previous:
             signal.signal(signum, handler)
         monitor.finish(totals)
@@ -586,19 +586,9 @@ class _BlockClock:
 _WORKER: Enveloper | None = None
 
 
-def _end_pool(pool: Any) -> None:
-    """Let the workers finish what they hold and exit (they ignore SIGTERM: no terminate)."""
-    pool.close()
-    pool.join()
-
-
 def _init_worker(job: Any) -> None:
     global _WORKER
-    # The parent decides when to stop. A SIGINT or SIGTERM sent to the whole process group
-    # (Ctrl-C, systemd, kill -TERM -PGID) must not kill a worker that holds a block: the
-    # parent would wait for its result for ever, and the block, taken from stdin, be lost.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The worker ignores SIGINT and SIGTERM (start_pool): the parent decides when to stop.
     registry = Registry.load(job.registry)
     contract = registry.get(ContractRef.parse(job.contract)) if job.contract else None
     _WORKER = Enveloper(Checker(registry, contract, Limits(job.max_line_bytes, job.max_depth)))
