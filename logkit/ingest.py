@@ -180,7 +180,7 @@ class Enveloper:
             return None
         if not route.is_valid(value):
             return None
-        uid, received_at, dt = self.clock.stamps([self.clock.reserve(1, received_ns)])[0]
+        uid, received_at, dt = self.clock.next(received_ns)
         key = (contract.name, contract.version, dt)
         out = IngestBlock(bytes=len(line), lines=1)
         out.events[key] = bytearray(

@@ -76,7 +76,7 @@ class IdClock:
         ``{"id":"<id>","received_at":"<received_at>`` then ``suffix``, and its dt: the stamps
         ``stamps`` makes, already written out, in about half the work (ingest's hot loop)."""
         count = len(micros)
-        bits = _random_bits(64 * count) if count else 0
+        bits = _random_bits(64 * count)
         bits &= int.from_bytes(_LOW62 * count)
         bits |= int.from_bytes(_VARIANT * count)
         tails = bits.to_bytes(8 * count).hex()
