@@ -180,9 +180,8 @@ class BlockDecoder:
                 return done + len(values)
             if values is None:
                 break
-            # msgspec stopped at offset ``values``: the lines before, that line, then the rest.
-            first = raw.rfind(b"\n", 0, values) + 1
-            after = raw.find(b"\n", values) + 1 or len(raw)
+            # msgspec stopped at offset ``values``: the lines before, the culprit, then the rest.
+            first, after = _culprit(raw, values)
             if first:
                 done += yield from self._piece(start, start + first, index + done)
             yield from _line_by_line(raw[first:after], index + done, self.limits)
@@ -201,6 +200,28 @@ class BlockDecoder:
         head = yield from self._piece(start, cut + 1, index + done)
         tail = yield from self._piece(cut + 1, end, index + done + head)
         return done + head + tail
+
+
+def _culprit(raw: bytes, offset: int) -> tuple[int, int]:
+    """``(start, end)`` of the line of ``raw`` most likely to blame for msgspec stopping at
+    ``offset``: the line holding that offset, unless one of the two lines before it does not
+    end as a JSON object does. A line cut short (a torn write) runs on into the next one, and
+    msgspec stops there or later, often at the start of a good line. Any choice gives every
+    line its right verdict (the lines before are decoded again, the culprit alone); a good one
+    spares its neighbours being decoded again one by one, and looking back only two lines
+    keeps a piece of lines that are not objects from being split one line at a time."""
+    first = raw.rfind(b"\n", 0, offset) + 1
+    culprit = (first, raw.find(b"\n", offset) + 1 or len(raw))
+    end = first
+    for _ in range(2):
+        if end == 0:
+            break
+        start = raw.rfind(b"\n", 0, end - 1) + 1
+        line = raw[start : end - 1].rstrip()
+        if line and not line.endswith(b"}"):
+            culprit = (start, end)
+        end = start
+    return culprit
 
 
 def _clean_lines(raw: bytes, limits: Limits, check_depth: bool) -> list[Any] | int | None:

@@ -68,3 +68,30 @@ def test_a_block_read_just_before_midnight_fills_both_days_partitions() -> None:
         assert all(stamp.startswith(dt) for stamp in stamps)
         assert stamps == sorted(stamps)
     assert out.outcomes == {("click", "1", "stored"): 3000}
+
+
+def test_dead_letters_of_every_kind_keep_input_order_and_their_line_stamps() -> None:
+    enveloper = Enveloper(Checker(REGISTRY))
+    good = f'{{"contract":"click","version":1,"payload":{COMPACT}}}'
+    bad = {
+        3: good.replace('"position":3', '"position":-3'),  # invalid
+        5: good[:70],  # malformed: a line cut short
+        6: good.replace('"click"', '"nope"', 1),  # unknown contract
+        9: "[1, 2]",  # not an object
+        12: good.replace('"position":3', '"position":"3"'),  # invalid
+    }
+    lines = [bad.get(number, good) for number in range(1, 15)]
+    out = enveloper.block("\n".join(lines).encode() + b"\n", 1, "test", 1_796_300_000_000_000_000)
+    assert (out.stored, out.dead_lettered) == (14 - len(bad), len(bad))
+    records = [json.loads(line) for b in out.dead.values() for line in bytes(b).splitlines()]
+    assert [r["source"]["line"] for r in records] == sorted(bad)
+    assert [r["reason"] for r in records] == [
+        "invalid",
+        "malformed_json",
+        "unknown_contract",
+        "not_an_object",
+        "invalid",
+    ]
+    # Each line is stamped with its own reserved microsecond, whatever it became.
+    micros = [int(r["received_at"][20:26]) for r in records]
+    assert micros == [number - 1 for number in sorted(bad)]

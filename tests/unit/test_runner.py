@@ -174,6 +174,38 @@ def test_the_block_checker_gives_each_line_the_verdict_of_decode(
             assert found == expected, lines
 
 
+def test_a_line_cut_short_among_good_lines_is_the_only_one_decoded_on_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A torn write runs on into the next line, and msgspec stops there or later: the line cut
+    # short is singled out, not the good line where msgspec stopped. Every cut gets the
+    # verdicts right; the cuts that leave a line ending as an object does cannot be told from
+    # good lines without decoding them.
+    good = [compact({"n": n, "tags": ["a", "b"], "payload": {"text": "x" * n}}) for n in range(30)]
+    alone: list[bytes] = []
+    real_decode = parse.decode
+
+    def counted(data: bytes, limits: Limits = Limits()) -> Any:
+        alone.append(data)
+        return real_decode(data, limits)
+
+    monkeypatch.setattr(parse, "decode", counted)
+    for cut in range(1, len(good[10])):
+        lines = [*good[:10], good[10][:cut], *good[11:]]
+        alone.clear()
+        found = []
+        for index, item in parse.BlockDecoder(b"\n".join(lines) + b"\n"):
+            found.extend(
+                [(index, item.reason)]
+                if isinstance(item, parse.ParseProblem)
+                else enumerate(item, index)
+            )
+        expected = [(n, json.loads(line)) for n, line in enumerate(lines) if n != 10]
+        assert found == sorted([*expected, (10, "malformed_json")]), cut
+        if not good[10][:cut].endswith(b"}"):  # what tells a line cut short from a good one
+            assert alone == [good[10][:cut]], cut
+
+
 CAPS = {
     "flat": (
         {"type": "object", "additionalProperties": False, "properties": {"a": {"type": "string"}}},
