@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 import msgspec
 
 from logkit.explain import explain
-from logkit.parse import BlockDecoder, ParseProblem, decode, too_large
+from logkit.parse import BlockDecoder, ParseProblem, decode, deeper_than, too_deep, too_large
 from logkit.registry import Contract
 from logkit.results import EventFailure, Issue
 from logkit.store.ids import IdClock
-from logkit.validation import Checker
+from logkit.validation import Checker, depth_bound
 
 STORED = "stored"
 DEAD = "dead_letter"
@@ -70,6 +70,9 @@ class _Route(NamedTuple):
     is_valid: Callable[[Any], bool]
     #: The envelope's text between ``received_at`` and the payload.
     middle: str
+    #: Whether no event valid under the contract nests deeper than the limit, as the line it
+    #: comes in (routed or bare).
+    capped: bool
 
 
 class Enveloper:
@@ -83,6 +86,9 @@ class Enveloper:
         #: and the text a compact line of that shape starts with, up to its payload.
         self._routes: dict[tuple[str, Any, type], tuple[_Route, bytes]] = {}
         self._entries: dict[Contract, _Route] = {}
+        #: Whether blocks are decoded with their depth measured: once a contract in use is not
+        #: capped (a routed block decoded before its route was known measures its own lines).
+        self._check_depth = False
 
     def block(
         self,
@@ -108,8 +114,13 @@ class Enveloper:
             problem = too_large(cut_size, self.checker.limits)
             self._unparsed(out, lines[0], source, first_line, 0, problem, base)
             return out
-        decoder = BlockDecoder(block, self.checker.limits)
+        limits = self.checker.limits
         forced = None if self.checker.contract is None else self._entry(self.checker.contract)
+        # Depth is measured by the decoder only while some contract in use lets a valid event
+        # nest deeper than the limit; otherwise only the events that are not valid can be too
+        # deep, and only they are measured (before anything else is said of them).
+        decoder = BlockDecoder(block, limits, check_depth=self._check_depth)
+        unchecked = not self._check_depth
         valid: list[tuple[int, _Route, bytes]] = []  # (line index, route, payload bytes)
         keep = valid.append
         # Dead letters are written once the block is decoded, in input order: explaining them
@@ -127,6 +138,9 @@ class Enveloper:
                 for at, ok in enumerate(map(forced.is_valid, values), index):
                     if ok:
                         keep((at, forced, lines[at].strip()))
+                    elif unchecked and deeper_than(values[at - index], limits.max_depth):
+                        defer(partial(self._unparsed, out, lines[at], source, first_line, at,
+                                      too_deep(limits), base))  # fmt: skip
                     else:
                         defer(partial(self._invalid, out, lines, at, values[at - index],
                                       forced, source, first_line, base))  # fmt: skip
@@ -137,12 +151,20 @@ class Enveloper:
                 hit: tuple[_Route, bytes] | None = None
                 if type(value) is dict and "payload" in value and len(value) <= 3:
                     name, version = value.get("contract"), value.get("version")
-                    if type(name) is str and len(value) == (2 if version is None else 3):
+                    if type(name) is str and (
+                        len(value) == 2
+                        if version is None
+                        else len(value) == 3 and type(version) is int
+                    ):
                         # True == 1 in Python: a bool version never shares version 1's entry.
                         hit = routes.get((name, version, type(version)))
                 if hit is None:
                     found = self._route(value)
                     if isinstance(found, EventFailure):
+                        if unchecked and deeper_than(value, limits.max_depth):
+                            defer(partial(self._unparsed, out, lines[at], source, first_line,
+                                          at, too_deep(limits), base))  # fmt: skip
+                            continue
                         defer(partial(self.dead, out, lines[at], source, first_line + at,
                                       found.reason, found.issues, found.contract,
                                       found.version, micros=base + at))  # fmt: skip
@@ -151,10 +173,16 @@ class Enveloper:
                 else:
                     route, head = hit
                 payload = value["payload"]
-                if not route.is_valid(payload):
-                    defer(partial(self._invalid, out, lines, at, payload, route, source,
-                                  first_line, base))  # fmt: skip
-                    continue
+                ok = route.is_valid(payload)
+                if not ok or (unchecked and not route.capped):
+                    if unchecked and deeper_than(value, limits.max_depth):
+                        defer(partial(self._unparsed, out, lines[at], source, first_line, at,
+                                      too_deep(limits), base))  # fmt: skip
+                        continue
+                    if not ok:
+                        defer(partial(self._invalid, out, lines, at, payload, route, source,
+                                      first_line, base))  # fmt: skip
+                        continue
                 line = lines[at]
                 if line.startswith(head) and line.endswith(b"}"):
                     # The line is its route's head, then the payload, then "}" (a decoded line
@@ -245,11 +273,15 @@ class Enveloper:
     def _entry(self, contract: Contract) -> _Route:
         entry = self._entries.get(contract)
         if entry is None:
+            wrapper = 0 if self.checker.contract is not None else 1  # a routed event's level
+            bound = depth_bound(self.checker.registry, contract) + wrapper
             entry = self._entries[contract] = _Route(
                 contract,
                 self.checker.registry.validator(contract).is_valid,
                 f'","contract":"{contract.name}","version":{contract.version},"payload":',
+                bound <= self.checker.limits.max_depth,
             )
+            self._check_depth = self._check_depth or not entry.capped
         return entry
 
     def _raw_payloads(self, lines: list[bytes], index: int, count: int) -> list[Any] | None:

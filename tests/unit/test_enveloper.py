@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from logkit.ingest import Enveloper
+from logkit.parse import Limits
 from logkit.registry import Registry
 from logkit.validation import Checker
 
@@ -95,3 +96,71 @@ def test_dead_letters_of_every_kind_keep_input_order_and_their_line_stamps() -> 
     # Each line is stamped with its own reserved microsecond, whatever it became.
     micros = [int(r["received_at"][20:26]) for r in records]
     assert micros == [number - 1 for number in sorted(bad)]
+
+
+def caps_registry(root: Path) -> Registry:
+    """``flat`` caps a valid event's depth at 1, ``open`` lets it nest as deep as it likes."""
+    schemas = {
+        "flat": {"type": "object", "additionalProperties": False, "properties": {"a": {}}},
+        "open": {"type": "object"},
+    }
+    for name, schema in schemas.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "1.json").write_text(
+            json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", **schema})
+        )
+    return Registry.load(root)
+
+
+@pytest.mark.parametrize("routed", [True, False])
+@pytest.mark.parametrize("name", ["flat", "open"])
+def test_too_deep_lines_are_found_whether_or_not_the_contract_caps_depth(
+    tmp_path: Path, routed: bool, name: str
+) -> None:
+    registry = caps_registry(tmp_path / "registry")
+    limits = Limits(max_depth=4)
+    checker = Checker(registry, None if routed else registry.get(name), limits)
+
+    def line(payload: object, contract: str = name) -> bytes:
+        event = {"contract": contract, "version": 1, "payload": payload} if routed else payload
+        return json.dumps(event).encode()
+
+    # Routed, the envelope is a level: depth 4 is {"contract", "payload": {"a": [[]]}}.
+    deep_payload = {"a": [[[[]]]]} if routed else {"a": [[[[[]]]]]}
+    lines = {
+        "ok": line({"a": 1}),
+        "deep": line(deep_payload),  # valid under "open", invalid under "flat", too deep
+        "deep_unknown": line(deep_payload, "nope"),
+        "invalid": line({"a": 1, "b": 2}),
+        "deepest_allowed": line({"a": [[]]} if routed else {"a": [[[]]]}),
+    }
+    if not routed:
+        del lines["deep_unknown"]  # a bare event has no contract of its own
+    enveloper = Enveloper(checker)
+    for _ in range(2):  # the first block meets its contract while it is decoded; the next not
+        out = enveloper.block(b"\n".join(lines.values()) + b"\n", 1, "test")
+        records = [json.loads(r) for b in out.dead.values() for r in bytes(b).splitlines()]
+        reasons = {r["source"]["line"]: r["reason"] for r in records}
+        kinds = list(lines)
+        expected = {kinds.index("deep") + 1: "too_deep"}
+        if routed:
+            expected[kinds.index("deep_unknown") + 1] = "too_deep"
+        if name == "flat":
+            expected[kinds.index("invalid") + 1] = "invalid"
+        assert reasons == expected
+        assert out.stored == len(lines) - len(expected)
+
+
+@pytest.mark.parametrize("version", ["[1]", '{"v": 1}', '"1"', "1.0", "true", "null", "0"])
+def test_any_version_value_gets_an_answer(version: str) -> None:
+    # An unhashable version (a list, an object) once crashed the route cache's lookup.
+    enveloper = Enveloper(Checker(REGISTRY))
+    line = f'{{"contract":"click","version":{version},"payload":{COMPACT}}}'.encode()
+    out = enveloper.block(line + b"\n" + line + b"\n", 1, "test")
+    assert out.stored + out.dead_lettered == 2
+    if version == "null":
+        assert out.stored == 2  # no version: the latest
+    else:
+        assert out.dead_lettered == 2
+        record = json.loads(bytes(next(iter(out.dead.values()))).splitlines()[0])
+        assert (record["reason"], record["errors"][0]["rule"]) == ("invalid", "routing")
