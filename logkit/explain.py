@@ -127,7 +127,17 @@ def _rule(error: jsonschema_rs.ValidationError, kind: str) -> str:
     return kind[:1].lower() + kind[1:]
 
 
+#: The kinds whose message logkit words itself; jsonschema-rs's own serve the others.
+_OWN_WORDS = frozenset({"Type", "Format", "Enum", "OneOfMultipleValid", "FalseSchema"})
+
+
 def _message(error: jsonschema_rs.ValidationError, kind: str) -> str:
+    if kind not in _OWN_WORDS:
+        message: str = error.message
+        # jsonschema-rs quotes the whole instance; keep messages one readable line.
+        if len(message) <= 200:
+            return message
+        return message.replace(_raw(error.instance), show(error.instance), 1)
     details: dict[str, Any] = error.kind.as_dict() if hasattr(error.kind, "as_dict") else {}
     value = show(error.instance)
     if kind == "Type":
@@ -143,11 +153,7 @@ def _message(error: jsonschema_rs.ValidationError, kind: str) -> str:
         return f"{value} is not one of the allowed values: {shown}"
     if kind == "OneOfMultipleValid":
         return f"{value} matches more than one oneOf alternative; exactly one must match"
-    if kind == "FalseSchema":
-        return f"{value} is not allowed here (the schema is false)"
-    message: str = error.message
-    # jsonschema-rs quotes the whole instance; keep messages one readable line.
-    return message.replace(_raw(error.instance), value, 1) if len(message) > 200 else message
+    return f"{value} is not allowed here (the schema is false)"  # FalseSchema
 
 
 def _raw(value: Any) -> str:
