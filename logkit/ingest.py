@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain, repeat
 from typing import Any, NamedTuple
 
 import msgspec
@@ -249,8 +250,10 @@ class Enveloper:
                 key = (route.contract.name, route.contract.version, dts[start])
                 starts = "\0".join(heads[start:end]).encode().split(b"\0")  # no NUL in heads
                 buffer = out.events.setdefault(key, bytearray())
-                buffer += b"}\n".join(map(b"".join, zip(starts, raws[start:end], strict=True)))
-                buffer += b"}\n"
+                # Appended piece by piece: joining first made a block-sized bytes to copy again.
+                append = buffer.extend
+                for part in chain.from_iterable(zip(starts, raws[start:end], _ENDS, strict=False)):
+                    append(part)
                 out.event_lines[key] += end - start
                 out.outcomes[(key[0], str(key[1]), STORED)] += end - start
 
@@ -360,6 +363,9 @@ class Enveloper:
         out.outcomes[(label_contract, label_version, f"{DEAD}:{reason}")] += 1
         for issue in issues:
             out.rules[(label_contract, label_version, issue.rule)] += 1
+
+
+_ENDS = repeat(b"}\n")  # what ends each envelope, as many times as asked
 
 
 def _runs(dts: list[str]) -> list[tuple[int, int]]:
