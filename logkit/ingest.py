@@ -76,6 +76,14 @@ class _Route(NamedTuple):
     capped: bool
 
 
+class _Compact(NamedTuple):
+    """A routed shape seen before, found by the text its compact lines start with."""
+
+    route: _Route
+    skip: int  # the length of that text: the payload starts there
+    keys: int  # how many keys an event of this shape has
+
+
 class Enveloper:
     """Validates lines with a Checker and turns them into store lines."""
 
@@ -86,6 +94,8 @@ class Enveloper:
         #: Routed events' shapes seen, ``(contract, version, type(version))``, with their route
         #: and the text a compact line of that shape starts with, up to its payload.
         self._routes: dict[tuple[str, Any, type], tuple[_Route, bytes]] = {}
+        #: The same shapes by the text a compact line of each starts with, up to its payload.
+        self._compact: dict[bytes, _Compact] = {}
         self._entries: dict[Contract, _Route] = {}
         #: Whether blocks are decoded with their depth measured: once a contract in use is not
         #: capped (a routed block decoded before its route was known measures its own lines).
@@ -147,8 +157,17 @@ class Enveloper:
                                       forced, source, first_line, base))  # fmt: skip
                 continue
             raws: list[Any] | None = None  # the payloads' bytes by a second decode, if needed
-            routes = self._routes
+            routes, compact = self._routes, self._compact
             for at, value in enumerate(values, index):
+                line = lines[at]
+                # A compact line of a shape seen before: its text up to the payload names its
+                # route, and what follows, up to the last "}", is the payload as it came.
+                known = compact.get(line[: line.find(b'"payload":') + 10])
+                if known is not None and len(value) == known.keys and line.endswith(b"}"):
+                    route = known.route
+                    if route.is_valid(value["payload"]) and (route.capped or not unchecked):
+                        keep((at, route, line[known.skip : -1].strip()))
+                        continue
                 hit: tuple[_Route, bytes] | None = None
                 if type(value) is dict and "payload" in value and len(value) <= 3:
                     name, version = value.get("contract"), value.get("version")
@@ -184,7 +203,6 @@ class Enveloper:
                         defer(partial(self._invalid, out, lines, at, payload, route, source,
                                       first_line, base))  # fmt: skip
                         continue
-                line = lines[at]
                 if line.startswith(head) and line.endswith(b"}"):
                     # The line is its route's head, then the payload, then "}" (a decoded line
                     # of this route's shape has no other key after "payload"), with at most
@@ -309,7 +327,10 @@ class Enveloper:
             and type(name) is str
             and len(self._routes) < 1024
         ):
-            self._routes[(name, version, type(version))] = (entry, _head(name, version))
+            head = _head(name, version)
+            self._routes[(name, version, type(version))] = (entry, head)
+            if head != b"\0":
+                self._compact[head] = _Compact(entry, len(head), len(value))
         return entry
 
     def _unparsed(
