@@ -373,7 +373,7 @@ def diagnose(data: bytes, limits: Limits, detail: str = "") -> ParseProblem:
         return ParseProblem("malformed_json", "a byte order mark (BOM) inside the stream")
     if not text.strip():
         return ParseProblem("malformed_json", "empty event")
-    match = _NON_FINITE.search(data)
+    match = _NON_FINITE.search(data) if b"NaN" in data or b"Infinity" in data else None
     if match:
         return ParseProblem(
             "malformed_json",
