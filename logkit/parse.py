@@ -261,7 +261,7 @@ def _clean_lines(raw: bytes, limits: Limits, check_depth: bool) -> list[Any] | i
     if (
         text is None
         or len(text) != len(body) + 2
-        or text != b"[" + body.replace(b"\n", b",") + b"]"
+        or not text.startswith(body.replace(b"\n", b","), 1)  # text is "[" ... "]"
     ):
         skeleton = raw.translate(None, _NOT_STRUCTURE)
         lines = skeleton.count(b"\n") + (raw[-1] != _NEWLINE)
