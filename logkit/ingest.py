@@ -266,7 +266,7 @@ class Enveloper:
             heads, dts = self.clock.heads(micros, route.middle)
             for start, end in _runs(dts):  # one per dt: a block read over midnight has two
                 key = (route.contract.name, route.contract.version, dts[start])
-                starts = "\0".join(heads[start:end]).encode().split(b"\0")  # no NUL in heads
+                starts = map(str.encode, heads[start:end])
                 buffer = out.events.setdefault(key, bytearray())
                 # Appended piece by piece: joining first made a block-sized bytes to copy again.
                 append = buffer.extend

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from bisect import bisect_left
 from datetime import UTC, datetime
 
 # The module-level generator is seeded from the OS and reseeded in a forked child, so worker
@@ -89,23 +90,21 @@ class IdClock:
             second = micros[at] // 1_000_000
             if second != self._second:
                 self._tick(second)
-            end = at
-            limit = (second + 1) * 1_000_000
-            while end < count and micros[end] < limit:
-                end += 1
+            end = bisect_left(micros, (second + 1) * 1_000_000, at)
             prefix, base, ms_base = self._prefix + ".", second * 1_000_000, second * 1000
             ms = -1
-            ms_text = millis = ""
-            for index in range(at, end):
-                within = micros[index] - base
+            id_start = time_start = ""
+            close = "Z" + suffix
+            for micro, i in zip(micros[at:end], range(16 * at, 16 * end, 16), strict=True):
+                within = micro - base
                 if within // 1000 != ms:
                     ms = within // 1000
-                    ms_text, millis = self._ms_hex(ms_base + ms) + "7", _DIGITS3[ms]
+                    id_start = '{"id":"' + self._ms_hex(ms_base + ms) + "7"
+                    time_start = '","received_at":"' + prefix + _DIGITS3[ms]
                 sub = within % 1000
-                i = 16 * index
                 append(
-                    f'{{"id":"{ms_text}{_SUB_MS[sub]}-{tails[i : i + 4]}-{tails[i + 4 : i + 16]}'
-                    f'","received_at":"{prefix}{millis}{_DIGITS3[sub]}Z{suffix}'
+                    f"{id_start}{_SUB_MS[sub]}-{tails[i : i + 4]}-{tails[i + 4 : i + 16]}"
+                    f"{time_start}{_DIGITS3[sub]}{close}"
                 )
             dts += [self._dt] * (end - at)
             at = end
