@@ -374,7 +374,7 @@ class Enveloper:
         if micros is None:
             uid, received_at, dt = self.clock.next(self._received_ns)
         else:
-            uid, received_at, dt = self.clock.stamps([micros])[0]
+            uid, received_at, dt = self.clock.stamp(micros)
         out.dead.setdefault(dt, bytearray()).extend(
             dead_letter(uid, received_at, data, reason, issues, contract, version, source, line)
         )
@@ -430,7 +430,7 @@ def dead_letter(
         "contract": contract,
         "version": version,
         "reason": reason,
-        "errors": [issue.as_dict() for issue in issues],
+        "errors": issues,  # msgspec writes each Issue as {path, rule, message}
     }
     try:
         record["raw"] = data.decode("utf-8")

@@ -67,6 +67,11 @@ class IdClock:
         self._last_us = first + count - 1
         return first
 
+    def stamp(self, micros: int) -> tuple[str, str, str]:
+        """``(id, received_at, dt)`` of one reserved microsecond: the stamp ``next`` would have
+        made."""
+        return self._stamp(micros)
+
     def stamps(self, micros: list[int]) -> list[tuple[str, str, str]]:
         """``(id, received_at, dt)`` of each reserved microsecond in ``micros`` (ascending): the
         stamps ``next`` would have made. Many at once are cheaper written out by ``heads``."""
