@@ -154,6 +154,10 @@ def read_blocks(
             break
         consumed += len(data)
         if first:
+            data, pending = pending + data, b""
+            if len(data) < len(BOM) and BOM.startswith(data):
+                pending = data  # a pipe's first reads may be shorter than a BOM: read on
+                continue
             first = False
             if data.startswith(BOM):  # a BOM at the very start is an editor's habit, not data
                 data = data[len(BOM) :]
@@ -167,10 +171,14 @@ def read_blocks(
             yield Block(line, oversize + b"\n", consumed - len(data), line, oversize_size)
             line += 1
             oversize = None
-        pending += data
-        cut = pending.rfind(b"\n")
-        if cut >= 0:
-            block, pending = pending[: cut + 1], pending[cut + 1 :]
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending += data
+        else:
+            # The block is copied once: the line begun by the last read, then this read's
+            # whole lines (a join of a view, not a slice then a concatenation).
+            block = b"".join((pending, memoryview(data)[: cut + 1])) if pending else data[: cut + 1]
+            pending = data[cut + 1 :]
             lines = block.count(b"\n")
             yield Block(line, block, consumed - len(pending), line + lines - 1)
             line += lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,45 @@ def test_blocks_number_lines_and_stay_bounded_around_a_long_line() -> None:
     # The cut line comes alone, with its real size; every other block is whole lines.
     long_line = len(data.split(b"\n")[10])
     assert [(b.first_line, b.cut_size) for b in found if b.cut_size] == [(11, long_line)]
+
+
+class _ShortReads(io.BytesIO):
+    """A stream whose reads return at most a random number of bytes, as pipes do."""
+
+    def __init__(self, data: bytes, seed: int) -> None:
+        super().__init__(data)
+        self.rng = random.Random(seed)
+
+    def read1(self, size: int = -1) -> bytes:
+        return super().read1(min(size, self.rng.randrange(1, 80)))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_blocks_hold_every_line_whole_or_cut_whatever_the_reads(seed: int) -> None:
+    rng = random.Random(seed)
+    limit = 30
+    lines = [b"x" * rng.choice([0, 1, 5, 29, 30, 31, 45, 100]) for _ in range(rng.randrange(1, 40))]
+    data = b"\n".join(lines) + rng.choice([b"", b"\n"])
+    stream = _ShortReads(inputs.BOM * rng.randrange(2) + data, seed)
+    blocks = list(inputs.blocks(stream, limit, "x", block_bytes=rng.choice([1, 7, 64, 1000])))
+    got: list[bytes] = []
+    number = 1
+    for block in blocks:
+        assert block.first_line == number
+        if block.cut_size:
+            assert block.data.removesuffix(b"\n") == b"x" * (limit + 1)
+            got.append(b"x" * block.cut_size)  # the line it was cut from
+        else:
+            got.extend(block.data.removesuffix(b"\n").split(b"\n"))
+        number = block.last_line + 1
+        end = len(stream.getvalue()) - len(data)  # the BOM, if any
+        assert block.end_offset == end + len(b"".join(line + b"\n" for line in got)) - (
+            0 if block.data.endswith(b"\n") else 1
+        )
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()  # a final newline ends the last line; it starts none
+    assert got == expected
 
 
 def test_spans_cut_a_file_where_blocks_do(tmp_path: Path) -> None:
