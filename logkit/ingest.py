@@ -138,6 +138,17 @@ class Enveloper:
         # among the decoding ran at half the speed (the decoder's work evicts theirs).
         later: list[Callable[[], None]] = []
         defer = later.append
+
+        def too_deep_at(at: int, value: Any) -> bool:
+            """Whether line ``at``, not measured by the decoder, is too deep (its dead letter
+            then deferred): asked before anything else is said of a line not stored."""
+            if unchecked and deeper_than(value, limits.max_depth):
+                problem = too_deep(limits)
+                defer(partial(self._unparsed, out, lines[at], source, first_line, at, problem,
+                              base))  # fmt: skip
+                return True
+            return False
+
         for index, values in decoder:
             if isinstance(values, ParseProblem):
                 out.lines += 1
@@ -149,10 +160,7 @@ class Enveloper:
                 for at, ok in enumerate(map(forced.is_valid, values), index):
                     if ok:
                         keep((at, forced, lines[at].strip()))
-                    elif unchecked and deeper_than(values[at - index], limits.max_depth):
-                        defer(partial(self._unparsed, out, lines[at], source, first_line, at,
-                                      too_deep(limits), base))  # fmt: skip
-                    else:
+                    elif not too_deep_at(at, values[at - index]):
                         defer(partial(self._invalid, out, lines, at, values[at - index],
                                       forced, source, first_line, base))  # fmt: skip
                 continue
@@ -181,9 +189,7 @@ class Enveloper:
                 if hit is None:
                     found = self._route(value)
                     if isinstance(found, EventFailure):
-                        if unchecked and deeper_than(value, limits.max_depth):
-                            defer(partial(self._unparsed, out, lines[at], source, first_line,
-                                          at, too_deep(limits), base))  # fmt: skip
+                        if too_deep_at(at, value):
                             continue
                         defer(partial(self.dead, out, lines[at], source, first_line + at,
                                       found.reason, found.issues, found.contract,
@@ -195,9 +201,7 @@ class Enveloper:
                 payload = value["payload"]
                 ok = route.is_valid(payload)
                 if not ok or (unchecked and not route.capped):
-                    if unchecked and deeper_than(value, limits.max_depth):
-                        defer(partial(self._unparsed, out, lines[at], source, first_line, at,
-                                      too_deep(limits), base))  # fmt: skip
+                    if too_deep_at(at, value):
                         continue
                     if not ok:
                         defer(partial(self._invalid, out, lines, at, payload, route, source,
