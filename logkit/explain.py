@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from logkit.results import Issue
 
 if TYPE_CHECKING:
@@ -22,13 +24,17 @@ _NOTED = " (closest of "
 
 def pointer(parts: Iterable[str | int]) -> str:
     """RFC 6901 JSON pointer from path parts."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    texts = list(map(str, parts))
+    if not texts:
+        return ""
+    joined = "/".join(texts)
+    if "~" in joined or joined.count("/") != len(texts) - 1:  # a part to escape
+        return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in texts)
+    return "/" + joined
 
 
 def show(value: Any) -> str:
     """A short JSON rendering of a value for messages."""
-    import msgspec
-
     try:
         text = msgspec.json.encode(value).decode()
     except (TypeError, OverflowError):
@@ -138,12 +144,13 @@ def _message(error: jsonschema_rs.ValidationError, kind: str) -> str:
         if len(message) <= 200:
             return message
         return message.replace(_raw(error.instance), show(error.instance), 1)
-    details: dict[str, Any] = error.kind.as_dict() if hasattr(error.kind, "as_dict") else {}
+    as_dict = getattr(error.kind, "as_dict", None)
+    details: dict[str, Any] = as_dict() if as_dict is not None else {}
     value = show(error.instance)
     if kind == "Type":
         expected = details.get("types") or details.get("type") or "?"
         if isinstance(expected, list):
-            expected = " or ".join(str(t) for t in expected)
+            expected = " or ".join(map(str, expected))
         return f"expected {expected}, found {value}"
     if kind == "Format":
         return f"{value} is not a valid {details.get('format', 'value')}"
@@ -157,8 +164,6 @@ def _message(error: jsonschema_rs.ValidationError, kind: str) -> str:
 
 
 def _raw(value: Any) -> str:
-    import msgspec
-
     try:
         return msgspec.json.encode(value).decode()
     except (TypeError, OverflowError):
