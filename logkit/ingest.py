@@ -132,8 +132,16 @@ class Enveloper:
         # deep, and only they are measured (before anything else is said of them).
         decoder = BlockDecoder(block, limits, check_depth=self._check_depth)
         unchecked = not self._check_depth
-        valid: list[tuple[int, _Route, bytes]] = []  # (line index, route, payload bytes)
-        keep = valid.append
+        # The valid lines per route: their reserved microseconds and their payloads' bytes.
+        valid: dict[_Route, tuple[list[int], list[bytes]]] = {}
+
+        def keep(route: _Route, at: int, raw: bytes) -> None:
+            group = valid.get(route)
+            if group is None:
+                group = valid[route] = ([], [])
+            group[0].append(base + at)
+            group[1].append(raw)
+
         # Dead letters are written once the block is decoded, in input order: explaining them
         # among the decoding ran at half the speed (the decoder's work evicts theirs).
         later: list[Callable[[], None]] = []
@@ -159,7 +167,7 @@ class Enveloper:
             if forced is not None:
                 for at, ok in enumerate(map(forced.is_valid, values), index):
                     if ok:
-                        keep((at, forced, lines[at].strip()))
+                        keep(forced, at, lines[at].strip())
                     elif not too_deep_at(at, values[at - index]):
                         defer(partial(self._invalid, out, lines, at, values[at - index],
                                       forced, source, first_line, base))  # fmt: skip
@@ -174,7 +182,11 @@ class Enveloper:
                 if known is not None and len(value) == known.keys and line.endswith(b"}"):
                     route = known.route
                     if route.is_valid(value["payload"]) and (route.capped or not unchecked):
-                        keep((at, route, line[known.skip : -1].strip()))
+                        group = valid.get(route)  # keep(), written out: the commonest line
+                        if group is None:
+                            group = valid[route] = ([], [])
+                        group[0].append(base + at)
+                        group[1].append(line[known.skip : -1].strip())
                         continue
                 hit: tuple[_Route, bytes] | None = None
                 if type(value) is dict and "payload" in value and len(value) <= 3:
@@ -211,15 +223,15 @@ class Enveloper:
                     # The line is its route's head, then the payload, then "}" (a decoded line
                     # of this route's shape has no other key after "payload"), with at most
                     # JSON whitespace around the payload: these are its bytes as they came.
-                    keep((at, route, line[len(head) : -1].strip()))
+                    keep(route, at, line[len(head) : -1].strip())
                     continue
                 if raws is None:
                     raws = self._raw_payloads(lines, index, len(values))
                 raw = raws[at - index] if raws is not None else _raw_payload(line).payload
-                keep((at, route, bytes(raw)))
+                keep(route, at, bytes(raw))
         for write in later:
             write()
-        self._envelopes(out, valid, base)
+        self._envelopes(out, valid)
         out.blank = decoder.lines - out.lines
         return out
 
@@ -253,20 +265,14 @@ class Enveloper:
         return out, uid, received_at
 
     def _envelopes(
-        self, out: IngestBlock, valid: list[tuple[int, _Route, bytes]], base: int
+        self, out: IngestBlock, valid: dict[_Route, tuple[list[int], list[bytes]]]
     ) -> None:
-        """Append the envelopes of the valid lines to ``out``, each with its line's stamp.
+        """Append the envelopes of the valid lines to ``out``: per route, the microseconds
+        reserved for its lines (ascending) and their payloads.
 
         Per route, the envelopes' starts are made in one call and joined with the payloads in
         a few C-level calls: ``head + payload + "}\n"`` for each, in input order."""
-        groups: dict[_Route, tuple[list[int], list[bytes]]] = {}
-        for at, route, raw in valid:
-            group = groups.get(route)
-            if group is None:
-                group = groups[route] = ([], [])
-            group[0].append(base + at)
-            group[1].append(raw)
-        for route, (micros, raws) in groups.items():
+        for route, (micros, raws) in valid.items():
             heads, dts = self.clock.heads(micros, route.middle)
             for start, end in _runs(dts):  # one per dt: a block read over midnight has two
                 key = (route.contract.name, route.contract.version, dts[start])
