@@ -91,9 +91,8 @@ class Enveloper:
         self.checker = checker
         self.clock = IdClock()
         self._received_ns: int | None = None
-        #: Routed events' shapes seen, ``(contract, version, type(version))``, with their route
-        #: and the text a compact line of that shape starts with, up to its payload.
-        self._routes: dict[tuple[str, Any, type], tuple[_Route, bytes]] = {}
+        #: Routed events' shapes seen, ``(contract, version, type(version))``, with their route.
+        self._routes: dict[tuple[str, Any, type], _Route] = {}
         #: The same shapes by the text a compact line of each starts with, up to its payload.
         self._compact: dict[bytes, _Compact] = {}
         self._entries: dict[Contract, _Route] = {}
@@ -180,38 +179,39 @@ class Enveloper:
                 # route, and what follows, up to the last "}", is the payload as it came.
                 known = compact.get(line[: line.find(b'"payload":') + 10])
                 if known is not None and len(value) == known.keys and line.endswith(b"}"):
-                    route = known.route
-                    if route.is_valid(value["payload"]) and (route.capped or not unchecked):
+                    route, payload = known.route, value["payload"]
+                    ok = route.is_valid(payload)
+                    if ok and (route.capped or not unchecked):
                         group = valid.get(route)  # keep(), written out: the commonest line
                         if group is None:
                             group = valid[route] = ([], [])
                         group[0].append(base + at)
                         group[1].append(line[known.skip : -1].strip())
                         continue
-                hit: tuple[_Route, bytes] | None = None
-                if type(value) is dict and "payload" in value and len(value) <= 3:
-                    name, version = value.get("contract"), value.get("version")
-                    if type(name) is str and (
-                        len(value) == 2
-                        if version is None
-                        else len(value) == 3 and type(version) is int
-                    ):
-                        # True == 1 in Python: a bool version never shares version 1's entry.
-                        hit = routes.get((name, version, type(version)))
-                if hit is None:
-                    found = self._route(value)
-                    if isinstance(found, EventFailure):
-                        if too_deep_at(at, value):
-                            continue
-                        defer(partial(self.dead, out, lines[at], source, first_line + at,
-                                      found.reason, found.issues, found.contract,
-                                      found.version, micros=base + at))  # fmt: skip
-                        continue
-                    route, head = found, b"\0"  # a head no line starts with
                 else:
-                    route, head = hit
-                payload = value["payload"]
-                ok = route.is_valid(payload)
+                    known = None
+                    hit: _Route | None = None
+                    if type(value) is dict and "payload" in value and len(value) <= 3:
+                        name, version = value.get("contract"), value.get("version")
+                        if type(name) is str and (
+                            len(value) == 2
+                            if version is None
+                            else len(value) == 3 and type(version) is int
+                        ):
+                            # True == 1 in Python: a bool version never shares version 1's.
+                            hit = routes.get((name, version, type(version)))
+                    if hit is None:
+                        found = self._route(value)
+                        if isinstance(found, EventFailure):
+                            if too_deep_at(at, value):
+                                continue
+                            defer(partial(self.dead, out, line, source, first_line + at,
+                                          found.reason, found.issues, found.contract,
+                                          found.version, micros=base + at))  # fmt: skip
+                            continue
+                        hit = found
+                    route, payload = hit, value["payload"]
+                    ok = route.is_valid(payload)
                 if not ok or (unchecked and not route.capped):
                     if too_deep_at(at, value):
                         continue
@@ -219,11 +219,8 @@ class Enveloper:
                         defer(partial(self._invalid, out, lines, at, payload, route, source,
                                       first_line, base))  # fmt: skip
                         continue
-                if line.startswith(head) and line.endswith(b"}"):
-                    # The line is its route's head, then the payload, then "}" (a decoded line
-                    # of this route's shape has no other key after "payload"), with at most
-                    # JSON whitespace around the payload: these are its bytes as they came.
-                    keep(route, at, line[len(head) : -1].strip())
+                if known is not None:
+                    keep(route, at, line[known.skip : -1].strip())
                     continue
                 if raws is None:
                     raws = self._raw_payloads(lines, index, len(values))
@@ -337,8 +334,8 @@ class Enveloper:
             and type(name) is str
             and len(self._routes) < 1024
         ):
+            self._routes[(name, version, type(version))] = entry
             head = _head(name, version)
-            self._routes[(name, version, type(version))] = (entry, head)
             if head != b"\0":
                 self._compact[head] = _Compact(entry, len(head), len(value))
         return entry
