@@ -43,9 +43,11 @@ class IdClock:
         if micros_now <= self._last_us:
             micros_now = self._last_us + 1
         self._last_us = micros_now
-        return self._stamp(micros_now)
+        return self.stamp(micros_now)
 
-    def _stamp(self, micros_now: int) -> tuple[str, str, str]:
+    def stamp(self, micros_now: int) -> tuple[str, str, str]:
+        """``(id, received_at, dt)`` of one reserved microsecond: the stamp ``next`` would have
+        made."""
         second, micros = divmod(micros_now, 1_000_000)
         if second != self._second:
             self._tick(second)
@@ -67,15 +69,10 @@ class IdClock:
         self._last_us = first + count - 1
         return first
 
-    def stamp(self, micros: int) -> tuple[str, str, str]:
-        """``(id, received_at, dt)`` of one reserved microsecond: the stamp ``next`` would have
-        made."""
-        return self._stamp(micros)
-
     def stamps(self, micros: list[int]) -> list[tuple[str, str, str]]:
         """``(id, received_at, dt)`` of each reserved microsecond in ``micros`` (ascending): the
         stamps ``next`` would have made. Many at once are cheaper written out by ``heads``."""
-        return [self._stamp(each) for each in micros]
+        return [self.stamp(each) for each in micros]
 
     def heads(self, micros: list[int], suffix: str = "") -> tuple[list[str], list[str]]:
         """For each reserved microsecond in ``micros`` (ascending), the start of its envelope,
