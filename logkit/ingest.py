@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from io import BytesIO
 from itertools import chain, repeat
 from typing import Any, NamedTuple
 
@@ -39,6 +40,7 @@ _raw_payload_decoder = msgspec.json.Decoder(_RawPayload)
 _raw_payload = _raw_payload_decoder.decode
 _raw_payload_lines = _raw_payload_decoder.decode_lines
 _encode = msgspec.json.encode
+_NEWLINE = ord("\n")
 
 
 @dataclass
@@ -115,14 +117,18 @@ class Enveloper:
         the block is one line over the size limit, cut, whose real size that is."""
         self._received_ns = received_ns
         out = IngestBlock(bytes=len(block))
-        lines = block.split(b"\n")
+        if block and block[-1] != _NEWLINE:
+            block += b"\n"  # the last line of an input that does not end with one
+        # Each line with its "\n" (a dead letter's raw line is without it): BytesIO finds the
+        # ends of lines with memchr, three times as fast as bytes.split looks at every byte.
+        lines = BytesIO(block).readlines()
         # Line i of the block is stamped base + i (a block of n lines takes n microseconds,
         # as the reader's stamps allot); stamps are made once the valid lines are known.
-        base = self.clock.reserve(len(lines) - (lines[-1] == b""), received_ns)
+        base = self.clock.reserve(len(lines), received_ns)
         if cut_size:
             out.lines = 1
             problem = too_large(cut_size, self.checker.limits)
-            self._unparsed(out, lines[0], source, first_line, 0, problem, base)
+            self._unparsed(out, lines[0][:-1], source, first_line, 0, problem, base)
             return out
         limits = self.checker.limits
         forced = None if self.checker.contract is None else self._entry(self.checker.contract)
@@ -151,15 +157,15 @@ class Enveloper:
             then deferred): asked before anything else is said of a line not stored."""
             if unchecked and deeper_than(value, limits.max_depth):
                 problem = too_deep(limits)
-                defer(partial(self._unparsed, out, lines[at], source, first_line, at, problem,
-                              base))  # fmt: skip
+                defer(partial(self._unparsed, out, lines[at][:-1], source, first_line, at,
+                              problem, base))  # fmt: skip
                 return True
             return False
 
         for index, values in decoder:
             if isinstance(values, ParseProblem):
                 out.lines += 1
-                defer(partial(self._unparsed, out, lines[index], source, first_line, index,
+                defer(partial(self._unparsed, out, lines[index][:-1], source, first_line, index,
                               values, base))  # fmt: skip
                 continue
             out.lines += len(values)
@@ -178,7 +184,7 @@ class Enveloper:
                 # A compact line of a shape seen before: its text up to the payload names its
                 # route, and what follows, up to the last "}", is the payload as it came.
                 known = compact.get(line[: line.find(b'"payload":') + 10])
-                if known is not None and len(value) == known.keys and line.endswith(b"}"):
+                if known is not None and len(value) == known.keys and line.endswith(b"}\n"):
                     route, payload = known.route, value["payload"]
                     ok = route.is_valid(payload)
                     if ok and (route.capped or not unchecked):
@@ -186,7 +192,7 @@ class Enveloper:
                         if group is None:
                             group = valid[route] = ([], [])
                         group[0].append(base + at)
-                        group[1].append(line[known.skip : -1].strip())
+                        group[1].append(line[known.skip : -2].strip())
                         continue
                 else:
                     known = None
@@ -205,7 +211,7 @@ class Enveloper:
                         if isinstance(found, EventFailure):
                             if too_deep_at(at, value):
                                 continue
-                            defer(partial(self.dead, out, line, source, first_line + at,
+                            defer(partial(self.dead, out, line[:-1], source, first_line + at,
                                           found.reason, found.issues, found.contract,
                                           found.version, micros=base + at))  # fmt: skip
                             continue
@@ -220,7 +226,7 @@ class Enveloper:
                                       first_line, base))  # fmt: skip
                         continue
                 if known is not None:
-                    keep(route, at, line[known.skip : -1].strip())
+                    keep(route, at, line[known.skip : -2].strip())
                     continue
                 if raws is None:
                     raws = self._raw_payloads(lines, index, len(values))
@@ -295,7 +301,7 @@ class Enveloper:
     ) -> None:
         contract = route.contract
         issues = explain(self.checker.registry.validator(contract), payload)
-        self.dead(out, lines[at], source, first_line + at, "invalid", issues, contract.name,
+        self.dead(out, lines[at][:-1], source, first_line + at, "invalid", issues, contract.name,
                   contract.version, micros=base + at)  # fmt: skip
 
     def _entry(self, contract: Contract) -> _Route:
@@ -315,7 +321,7 @@ class Enveloper:
     def _raw_payloads(self, lines: list[bytes], index: int, count: int) -> list[Any] | None:
         """The payload bytes of routed events ``lines[index:index+count]``, in one call."""
         try:
-            joined = b"\n".join(lines[index : index + count])
+            joined = b"".join(lines[index : index + count])
             return [item.payload for item in _raw_payload_lines(joined)]
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None  # some line is not routed; each is looked at on its own

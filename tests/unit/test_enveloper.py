@@ -174,3 +174,41 @@ def test_any_version_value_gets_an_answer(version: str) -> None:
         assert out.dead_lettered == 2
         record = json.loads(bytes(next(iter(out.dead.values()))).splitlines()[0])
         assert (record["reason"], record["errors"][0]["rule"]) == ("invalid", "routing")
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("last", ["good", "bad", "bad_unterminated", "good_unterminated"])
+def test_each_dead_letter_holds_its_line_exactly_wherever_the_block_ends(
+    crlf: bool, last: str
+) -> None:
+    good = f'{{"contract":"click","version":1,"payload":{COMPACT}}}'
+    bad = [
+        good.replace('"position":3', '"position":-3'),  # invalid
+        good[:70],  # malformed: a line cut short
+        good.replace('"click"', '"nope"', 1),  # unknown contract
+        "[1, 2]",  # not an object
+    ]
+    lines = [good, bad[0], good, bad[1], bad[2], good, bad[3]]
+    lines.append(bad[0] if last.startswith("bad") else good)
+    end = "\r" if crlf else ""
+    text = "\n".join(line + end for line in lines)
+    if not last.endswith("unterminated"):
+        text += "\n"  # the last line of an input may end without a newline
+    out = Enveloper(Checker(REGISTRY)).block(text.encode(), 1, "test")
+    records = [json.loads(r) for b in out.dead.values() for r in bytes(b).splitlines()]
+    expected = [(n, line + end) for n, line in enumerate(lines, 1) if line != good]
+    assert [(r["source"]["line"], r["raw"]) for r in records] == expected
+    assert out.stored == lines.count(good)
+    envelopes = [json.loads(e) for b in out.events.values() for e in bytes(b).splitlines()]
+    assert [e["payload"] for e in envelopes] == [json.loads(COMPACT)] * lines.count(good)
+
+
+def test_a_cut_line_over_the_limit_is_one_dead_letter_with_its_first_bytes() -> None:
+    limits = Limits(max_line_bytes=100)
+    cut = b'{"contract":"click","payload":' + b"x" * 71  # the limit plus one byte
+    for block in (cut + b"\n", cut):  # the last line of an input may end without a newline
+        out = Enveloper(Checker(REGISTRY, None, limits)).block(block, 7, "test", cut_size=5000)
+        (record,) = [json.loads(r) for b in out.dead.values() for r in bytes(b).splitlines()]
+        assert (record["reason"], record["raw"]) == ("too_large", cut.decode())
+        assert record["source"]["line"] == 7
+        assert "5,000 bytes" in record["errors"][0]["message"]
