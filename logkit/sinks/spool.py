@@ -19,6 +19,7 @@ from pathlib import Path
 
 from logkit.errors import StoreError
 from logkit.ingest import IngestBlock
+from logkit.inputs import newlines
 from logkit.sinks.delivery import SINK_FILE
 from logkit.store import layout
 from logkit.store.writer import write_json_atomic
@@ -85,7 +86,7 @@ def send_segment(send: Callable[[IngestBlock], None], folder: Path, segment: Pat
     )
     is_event = segment.relative_to(folder).parts[0] == layout.EVENTS
     for piece in _pieces(segment):
-        lines = piece.count(b"\n")
+        lines = newlines(piece)
         block = IngestBlock()
         if is_event:
             key = (parts["contract"], int(parts["version"]), parts["dt"])

@@ -410,3 +410,13 @@ def test_a_finished_run_closes_its_pool_and_never_terminates_it(
     else:
         assert sum(r.valid for _, r in found) == LINES - len(BAD) - len(BLANK)
     assert ended == ["close"]
+
+
+def test_newlines_counts_what_bytes_count_counts() -> None:
+    rng = random.Random(7)
+    samples = [b"", b"\n", b"\n\n\n", b"x", b"{}\n{}", b"\r\n" * 5]
+    for _ in range(200):
+        alphabet = rng.choice([b"\n", b"ab\n", b'{"a":1}\n\r ', bytes(range(256))])
+        samples.append(bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 3000))))
+    for data in samples:
+        assert inputs.newlines(data) == data.count(b"\n")
