@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
 from itertools import chain, repeat
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -66,7 +66,8 @@ class IngestBlock:
         return sum(self.dead_lines.values())
 
 
-class _Route(NamedTuple):
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one per contract
+class _Route:
     """What the hot loop needs of a contract: its validator and its envelope text."""
 
     contract: Contract
@@ -78,11 +79,13 @@ class _Route(NamedTuple):
     capped: bool
 
 
-class _Compact(NamedTuple):
+@dataclass(frozen=True, slots=True, eq=False)
+class _Compact:
     """A routed shape seen before, found by the text its compact lines start with."""
 
     route: _Route
-    skip: int  # the length of that text: the payload starts there
+    head: bytes  # that text: the payload starts after it
+    skip: int  # its length
     keys: int  # how many keys an event of this shape has
 
 
@@ -162,6 +165,9 @@ class Enveloper:
                 return True
             return False
 
+        # The shape of the last compact line routed (no line of JSON text starts with 0xff).
+        last: _Compact | None = None
+        last_head = b"\xff"
         for index, values in decoder:
             if isinstance(values, ParseProblem):
                 out.lines += 1
@@ -182,8 +188,14 @@ class Enveloper:
             for at, value in enumerate(values, index):
                 line = lines[at]
                 # A compact line of a shape seen before: its text up to the payload names its
-                # route, and what follows, up to the last "}", is the payload as it came.
-                known = compact.get(line[: line.find(b'"payload":') + 10])
+                # route, and what follows, up to the last "}", is the payload as it came. Most
+                # lines have the shape of the line before: a prefix test, no slice to look up.
+                if line.startswith(last_head):
+                    known = last
+                else:
+                    known = compact.get(line[: line.find(b'"payload":') + 10])
+                    if known is not None:
+                        last, last_head = known, known.head
                 if known is not None and len(value) == known.keys and line.endswith(b"}\n"):
                     route, payload = known.route, value["payload"]
                     ok = route.is_valid(payload)
@@ -343,7 +355,7 @@ class Enveloper:
             self._routes[(name, version, type(version))] = entry
             head = _head(name, version)
             if head != b"\0":
-                self._compact[head] = _Compact(entry, len(head), len(value))
+                self._compact[head] = _Compact(entry, head, len(head), len(value))
         return entry
 
     def _unparsed(

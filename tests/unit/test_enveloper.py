@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import msgspec
@@ -212,3 +213,37 @@ def test_a_cut_line_over_the_limit_is_one_dead_letter_with_its_first_bytes() -> 
         assert (record["reason"], record["raw"]) == ("too_large", cut.decode())
         assert record["source"]["line"] == 7
         assert "5,000 bytes" in record["errors"][0]["message"]
+
+
+def test_lines_of_shapes_that_alternate_are_each_routed_by_their_own() -> None:
+    search = json.dumps(
+        {
+            "user_id": "u_2",
+            "query_id": "5b4c1a2e-9d3f-4e8a-b7c6-0123456789ab",
+            "raw_query": "boots",
+            "results": [],
+        },
+        separators=(",", ":"),
+    )
+    shapes = [
+        ('{{"contract":"click","version":1,"payload":{}}}', COMPACT, ("click", 1)),
+        ('{{"contract":"search","version":2,"payload":{}}}', search, ("search", 2)),
+        ('{{"contract":"search","version":1,"payload":{}}}', search, ("search", 1)),
+        ('{{"contract":"click","payload":{}}}', COMPACT, ("click", 1)),
+        ('{{"contract":"search","payload":{}}}', search, ("search", 2)),
+    ]
+    rng = random.Random(3)
+    picks = [rng.randrange(len(shapes)) for _ in range(400)]
+    block = "".join(shapes[p][0].format(shapes[p][1]) + "\n" for p in picks).encode()
+    enveloper = Enveloper(Checker(REGISTRY))
+    for _ in range(2):  # the first block learns the shapes, the second meets them known
+        out = enveloper.block(block, 1, "test")
+        assert out.dead_lettered == 0
+        stored = {
+            (name, version): [json.loads(e) for e in bytes(data).splitlines()]
+            for (name, version, _dt), data in out.events.items()
+        }
+        for key, envelopes in stored.items():
+            sent = [shapes[p][1] for p in picks if shapes[p][2] == key]
+            assert [json.dumps(e["payload"], separators=(",", ":")) for e in envelopes] == sent
+        assert sum(map(len, stored.values())) == len(picks)
