@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -140,15 +140,16 @@ class Enveloper:
         # deep, and only they are measured (before anything else is said of them).
         decoder = BlockDecoder(block, limits, check_depth=self._check_depth)
         unchecked = not self._check_depth
-        # The valid lines per route: their reserved microseconds and their payloads' bytes.
+        # The valid lines per route: their reserved microseconds and the ends of their
+        # envelopes (the payload's bytes, then "}\n").
         valid: dict[_Route, tuple[list[int], list[bytes]]] = {}
 
-        def keep(route: _Route, at: int, raw: bytes) -> None:
+        def keep(route: _Route, at: int, tail: bytes) -> None:
             group = valid.get(route)
             if group is None:
                 group = valid[route] = ([], [])
             group[0].append(base + at)
-            group[1].append(raw)
+            group[1].append(tail)
 
         # Dead letters are written once the block is decoded, in input order: explaining them
         # among the decoding ran at half the speed (the decoder's work evicts theirs).
@@ -178,13 +179,16 @@ class Enveloper:
             if forced is not None:
                 for at, ok in enumerate(map(forced.is_valid, values), index):
                     if ok:
-                        keep(forced, at, lines[at].strip())
+                        keep(forced, at, lines[at].strip() + _END)
                     elif not too_deep_at(at, values[at - index]):
                         defer(partial(self._invalid, out, lines, at, values[at - index],
                                       forced, source, first_line, base))  # fmt: skip
                 continue
             raws: list[Any] | None = None  # the payloads' bytes by a second decode, if needed
             routes, compact = self._routes, self._compact
+            # In compact lines, the payload is all that follows its key: the line ends with
+            # the payload, the routed event's "}" and "\n", and so does its envelope.
+            tight = decoder.compact
             for at, value in enumerate(values, index):
                 line = lines[at]
                 # A compact line of a shape seen before: its text up to the payload names its
@@ -204,7 +208,9 @@ class Enveloper:
                         if group is None:
                             group = valid[route] = ([], [])
                         group[0].append(base + at)
-                        group[1].append(line[known.skip : -2].strip())
+                        group[1].append(
+                            line[known.skip :] if tight else line[known.skip : -2].strip() + _END
+                        )
                         continue
                 else:
                     known = None
@@ -238,12 +244,16 @@ class Enveloper:
                                       first_line, base))  # fmt: skip
                         continue
                 if known is not None:
-                    keep(route, at, line[known.skip : -2].strip())
+                    keep(
+                        route,
+                        at,
+                        line[known.skip :] if tight else line[known.skip : -2].strip() + _END,
+                    )
                     continue
                 if raws is None:
                     raws = self._raw_payloads(lines, index, len(values))
                 raw = raws[at - index] if raws is not None else _raw_payload(line).payload
-                keep(route, at, bytes(raw))
+                keep(route, at, bytes(raw) + _END)
         for write in later:
             write()
         self._envelopes(out, valid)
@@ -283,11 +293,11 @@ class Enveloper:
         self, out: IngestBlock, valid: dict[_Route, tuple[list[int], list[bytes]]]
     ) -> None:
         """Append the envelopes of the valid lines to ``out``: per route, the microseconds
-        reserved for its lines (ascending) and their payloads.
+        reserved for its lines (ascending) and the ends of their envelopes.
 
-        Per route, the envelopes' starts are made in one call and joined with the payloads in
+        Per route, the envelopes' starts are made in one call and joined with their ends in
         a few C-level calls: ``head + payload + "}\n"`` for each, in input order."""
-        for route, (micros, raws) in valid.items():
+        for route, (micros, tails) in valid.items():
             heads, dts = self.clock.heads(micros, route.middle)
             for start, end in _runs(dts):  # one per dt: a block read over midnight has two
                 key = (route.contract.name, route.contract.version, dts[start])
@@ -295,7 +305,7 @@ class Enveloper:
                 buffer = out.events.setdefault(key, bytearray())
                 # Appended piece by piece: joining first made a block-sized bytes to copy again.
                 append = buffer.extend
-                for part in chain.from_iterable(zip(starts, raws[start:end], _ENDS, strict=False)):
+                for part in chain.from_iterable(zip(starts, tails[start:end], strict=True)):
                     append(part)
                 out.event_lines[key] += end - start
                 out.outcomes[(key[0], str(key[1]), STORED)] += end - start
@@ -411,7 +421,7 @@ class Enveloper:
             out.rules[(label_contract, label_version, issue.rule)] += 1
 
 
-_ENDS = repeat(b"}\n")  # what ends each envelope, as many times as asked
+_END = b"}\n"  # what ends each envelope, after its payload
 
 
 def _runs(dts: list[str]) -> list[tuple[int, int]]:

@@ -140,7 +140,9 @@ class BlockDecoder:
     ``check_depth`` false, values decoded many at a time are not measured against
     ``limits.max_depth``: the caller does that (when a contract caps the depth of valid events,
     only for the invalid ones). Once iterated, ``lines`` is the number of lines in the block (a
-    last line without a newline counts).
+    last line without a newline counts). While the caller looks at what was yielded last,
+    ``compact`` says whether those lines are compact: each line is its value written as
+    compact JSON, with no whitespace outside strings.
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class BlockDecoder:
         self.limits = limits
         self.check_depth = check_depth
         self.lines = 0
+        self.compact = False
 
     def __iter__(self) -> Iterator[tuple[int, list[Any] | ParseProblem]]:
         block, size = self.block, len(self.block)
@@ -175,15 +178,17 @@ class BlockDecoder:
         while start < end:
             raw = self.block[start:end]
             values = _clean_lines(raw, self.limits, self.check_depth)
-            if isinstance(values, list):
-                yield index + done, values
-                return done + len(values)
+            if isinstance(values, tuple):
+                self.compact = values[1]
+                yield index + done, values[0]
+                return done + len(values[0])
             if values is None:
                 break
             # msgspec stopped at offset ``values``: the lines before, the culprit, then the rest.
             first, after = _culprit(raw, values)
             if first:
                 done += yield from self._piece(start, start + first, index + done)
+            self.compact = False
             yield from _line_by_line(raw[first:after], index + done, self.limits)
             done, start = done + 1, start + after
         if start >= end:
@@ -191,6 +196,7 @@ class BlockDecoder:
         raw = self.block[start:end]
         lines = raw.count(b"\n") + (raw[-1] != _NEWLINE)
         if lines <= 4:
+            self.compact = False
             yield from _line_by_line(raw, index + done, self.limits)
             return done + lines
         half = (start + end) // 2
@@ -224,9 +230,12 @@ def _culprit(raw: bytes, offset: int) -> tuple[int, int]:
     return culprit
 
 
-def _clean_lines(raw: bytes, limits: Limits, check_depth: bool) -> list[Any] | int | None:
-    """The values of the lines of ``raw``, if each line is one acceptable JSON value; else the
-    offset where msgspec found the text malformed, if it says, or None.
+def _clean_lines(
+    raw: bytes, limits: Limits, check_depth: bool
+) -> tuple[list[Any], bool] | int | None:
+    """The values of the lines of ``raw`` and whether the lines are compact, if each line is
+    one acceptable JSON value; else the offset where msgspec found the text malformed, if it
+    says, or None.
 
     msgspec's ``decode_lines`` reads whitespace-separated values, so on its own it would take
     ``[1`` and ``2]`` on two lines for one value, or ``1 2`` on one line for two. Two checks
@@ -258,11 +267,13 @@ def _clean_lines(raw: bytes, limits: Limits, check_depth: bool) -> list[Any] | i
     except TypeError:  # orjson stops at 64-bit integers; such input is not compact JSON anyway
         text = None
     body = raw[:-1] if raw[-1] == _NEWLINE else raw
+    compact = True
     if (
         text is None
         or len(text) != len(body) + 2
         or not text.startswith(body.replace(b"\n", b","), 1)  # text is "[" ... "]"
     ):
+        compact = False
         skeleton = raw.translate(None, _NOT_STRUCTURE)
         lines = skeleton.count(b"\n") + (raw[-1] != _NEWLINE)
         if (
@@ -276,14 +287,14 @@ def _clean_lines(raw: bytes, limits: Limits, check_depth: bool) -> list[Any] | i
         if (_strings(text) if text is not None else _reencoded_strings(values)) != strings:
             return None
     if not check_depth:
-        return values
+        return values, compact
     # Depth can only exceed the limit on a line with that many opening brackets at all.
     openers = raw.translate(_OPENERS, _NOT_OPENERS)
     if b"{" * (limits.max_depth + 1) in openers:
         for number, line in enumerate(openers.split(b"\n")):
             if len(line) > limits.max_depth and depth(values[number]) > limits.max_depth:
                 return None
-    return values
+    return values, compact
 
 
 def _line_by_line(
