@@ -302,11 +302,16 @@ class Enveloper:
             for start, end in _runs(dts):  # one per dt: a block read over midnight has two
                 key = (route.contract.name, route.contract.version, dts[start])
                 starts = map(str.encode, heads[start:end])
-                buffer = out.events.setdefault(key, bytearray())
-                # Appended piece by piece: joining first made a block-sized bytes to copy again.
-                append = buffer.extend
-                for part in chain.from_iterable(zip(starts, tails[start:end], strict=True)):
-                    append(part)
+                # One join into a bytearray: half the time of extending one piece by piece (it
+                # grows a bit at a time), and no block-sized bytes copied again, as b"".join.
+                envelopes = bytearray().join(
+                    chain.from_iterable(zip(starts, tails[start:end], strict=True))
+                )
+                buffer = out.events.get(key)
+                if buffer is None:
+                    out.events[key] = envelopes
+                else:
+                    buffer += envelopes
                 out.event_lines[key] += end - start
                 out.outcomes[(key[0], str(key[1]), STORED)] += end - start
 
