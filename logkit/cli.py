@@ -223,8 +223,18 @@ def ingest(
     ] = False,
     fsync: Annotated[
         str,
-        typer.Option("--fsync", help="always, batch (at most 1 s lost on power loss) or never."),
+        typer.Option(
+            "--fsync", help="always, batch (at most --fsync-seconds lost on power loss) or never."
+        ),
     ] = "batch",
+    fsync_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--fsync-seconds",
+            help="With --fsync batch: the longest time between fsyncs [default: 1].",
+            show_default=False,
+        ),
+    ] = None,
     gzip_segments: Annotated[
         bool, typer.Option("--gzip", help="Gzip segments as they are sealed.")
     ] = False,
@@ -282,6 +292,10 @@ def ingest(
         from logkit.errors import UsageError
 
         raise UsageError(f"unknown --fsync {fsync!r}; choose always, batch or never")
+    if fsync_seconds is not None and not fsync_seconds > 0:
+        from logkit.errors import UsageError
+
+        raise UsageError(f"--fsync-seconds must be more than 0, not {fsync_seconds:g}")
     options = IngestOptions(
         paths=paths or [],
         settings=_settings(registry=registry, store=store, max_line_bytes=max_line_bytes),
@@ -291,6 +305,7 @@ def ingest(
         gzip=gzip_segments,
         segment_bytes=int(segment_mb * 1024 * 1024) if segment_mb else None,
         segment_seconds=segment_seconds,
+        fsync_seconds=fsync_seconds,
         summary_json=summary_json,
         metrics_file=metrics_file,
         progress=progress,

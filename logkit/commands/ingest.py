@@ -15,7 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
@@ -57,6 +57,7 @@ class IngestOptions:
     gzip: bool = False
     segment_bytes: int | None = None
     segment_seconds: float | None = None
+    fsync_seconds: float | None = None
     workers: int | None = None
     summary_json: Path | None = None
     metrics_file: Path | None = None
@@ -239,6 +240,8 @@ def _ingest_into(
         writer_options.segment_bytes = options.segment_bytes
     if options.segment_seconds:
         writer_options.segment_seconds = options.segment_seconds
+    if options.fsync_seconds:
+        writer_options.batch_seconds = options.fsync_seconds
     enveloper = Enveloper(checker)
     workers = options.workers or 1
     pool = None
@@ -383,6 +386,22 @@ def _ingest_locked(
         checkpoint.segments = writer.lengths()
         save_checkpoint(root, source.path, checkpoint)  # type: ignore[arg-type]
 
+    def commit_behind(offset: int, line: int) -> None:
+        """Sync and commit as ``commit`` does, on the writer's fsync thread: the next blocks
+        are validated meanwhile (the checkpoint is written once its lengths are durable)."""
+        if checkpoint is None:
+            writer.sync_behind()
+            return
+        checkpoint.offset, checkpoint.line, checkpoint.complete = offset, line, False
+        taken = replace(checkpoint)  # this one, not what the next commit makes of it
+        path = source.path
+
+        def save(lengths: dict[str, int]) -> None:
+            taken.segments = lengths
+            save_checkpoint(root, path, taken)  # type: ignore[arg-type]
+
+        writer.sync_behind(save)
+
     sender = _Sender(delivery, writer, options.err, totals) if delivery is not None else None
     # Unbuffered stdin, so that waiting for data (select) and reading agree.
     stream: Any = (
@@ -441,8 +460,9 @@ def _ingest_locked(
                     else:
                         totals.add(out, spooled=True)
                 offset, line = block.end_offset, block.last_line
-                synced = writer.maybe_sync() or writer.options.fsync == "always"
-                if synced:
+                if sender is None and writer.sync_due():
+                    commit_behind(offset, line)
+                elif writer.maybe_sync() or writer.options.fsync == "always":
                     commit(offset, line)
                 due = writer.due_for_rotation()
                 if due:

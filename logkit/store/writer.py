@@ -9,11 +9,14 @@ sealed segments.
 Durability (``fsync``):
   - ``always``: segments are fsynced after every write, before the events are counted.
   - ``batch`` (default): fsynced at least every ``batch_seconds`` (1 s) and every
-    ``batch_bytes`` (8 MiB); on power loss at most that window of accepted events is lost. A
-    process crash loses nothing written: the data is in the kernel already.
+    ``batch_bytes`` (8 MiB); on power loss at most that window of accepted events is lost (with
+    ``sync_behind``, also what was appended while its fsync ran). A process crash loses
+    nothing written: the data is in the kernel already.
   - ``never``: the operating system decides; a power loss may lose more.
 A checkpoint (for resuming an input file) is committed only after an fsync of every segment it
-covers, whatever the policy.
+covers, whatever the policy. ``ingest`` fsyncs a full batch window on a thread (``sync_behind``)
+while it validates the next blocks: the checkpoint that covers the window is written by that
+thread, after the fsync.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import gzip
 import json
 import os
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +89,7 @@ class StoreWriter:
     _lock_fd: int = -1
     _unsynced: int = 0
     _last_sync: float = field(default_factory=time.monotonic)
+    _behind: _Behind | None = None
 
     def __post_init__(self) -> None:
         if self.options.fsync not in FSYNC_POLICIES:
@@ -118,18 +124,50 @@ class StoreWriter:
 
     def maybe_sync(self) -> bool:
         """Fsync when the batch window is full; True when it did."""
-        if self.options.fsync != "batch" or not self._unsynced:
-            return False
-        if (
-            self._unsynced >= self.options.batch_bytes
-            or time.monotonic() - self._last_sync >= self.options.batch_seconds
-        ):
+        if self.sync_due():
             self.sync()
             return True
         return False
 
+    def sync_due(self) -> bool:
+        """Whether the ``batch`` window is full: what is written since the last sync is
+        ``batch_bytes`` or more, or the last sync is ``batch_seconds`` ago."""
+        return (
+            self.options.fsync == "batch"
+            and self._unsynced > 0
+            and (
+                self._unsynced >= self.options.batch_bytes
+                or time.monotonic() - self._last_sync >= self.options.batch_seconds
+            )
+        )
+
+    def sync_behind(self, then: Callable[[dict[str, int]], None] | None = None) -> None:
+        """Make everything written so far durable on a thread, then call ``then`` there with
+        the segments' durable lengths (``lengths`` once it is done), while this thread goes
+        on appending. One at a time: it first waits for the one before, and every call that
+        syncs, seals, rolls back or reads lengths waits for it (``settle``) and raises what
+        it raised."""
+        self.settle()
+        pending = [(s, s.fd, s.size) for s in self.segments.values() if s.synced != s.size]
+        lengths = {str(s.open_path.relative_to(self.root)): s.size for s in self.segments.values()}
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+        self._behind = _Behind(pending, lengths, then)
+
+    def settle(self) -> None:
+        """Wait for the fsync under way on a thread, if any; raise its error."""
+        behind, self._behind = self._behind, None
+        if behind is None:
+            return
+        behind.join()
+        if behind.error is not None:
+            raise behind.error
+        for segment, _fd, size in behind.pending:
+            segment.synced = max(segment.synced, size)
+
     def sync(self) -> None:
         """Make everything written so far durable."""
+        self.settle()
         for segment in self.segments.values():
             if segment.synced != segment.size:
                 try:
@@ -144,6 +182,7 @@ class StoreWriter:
 
     def lengths(self) -> dict[str, int]:
         """Durable length of each open segment, for a checkpoint (call after ``sync``)."""
+        self.settle()
         return {str(s.open_path.relative_to(self.root)): s.synced for s in self.segments.values()}
 
     def due_for_rotation(self) -> list[Path]:
@@ -160,6 +199,7 @@ class StoreWriter:
 
         On failure the segment stays open and listed, so that the next checkpoint still covers
         it and recovery seals it later."""
+        self.settle()
         segment = self.segments[folder]
         if segment.size == 0:  # emptied by a rollback: nothing to read, nothing to seal
             del self.segments[folder]
@@ -185,6 +225,9 @@ class StoreWriter:
             self.release()
 
     def release(self) -> None:
+        if self._behind is not None:  # no fd is closed under its fsync; its error is moot now
+            self._behind.join()
+            self._behind = None
         for segment in self.segments.values():
             os.close(segment.fd)
         self.segments.clear()
@@ -202,6 +245,8 @@ class StoreWriter:
 
     def rollback(self, mark: dict[Path, int]) -> None:
         """Undo every append since ``mark`` (a block is stored whole or not at all)."""
+        if self._behind is not None:  # its lengths are within the mark: only wait for it
+            self._behind.join()
         for folder, segment in self.segments.items():
             size = mark.get(folder, 0)
             if segment.size == size:
@@ -228,6 +273,40 @@ class StoreWriter:
         segment = Segment(folder, name, fd, time.monotonic())
         self.segments[folder] = segment
         return segment
+
+
+class _Behind:
+    """An fsync of segments, then a callback with their lengths, on a thread of its own."""
+
+    def __init__(
+        self,
+        pending: list[tuple[Segment, int, int]],
+        lengths: dict[str, int],
+        then: Callable[[dict[str, int]], None] | None,
+    ) -> None:
+        self.pending = pending
+        self.error: BaseException | None = None
+        self._lengths = lengths
+        self._then = then
+        self._thread = threading.Thread(target=self._run, name="logkit-fsync")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for segment, fd, _size in self.pending:
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise StoreError(
+                        f"{segment.open_path}: fsync failed: {exc.strerror or exc}"
+                    ) from exc
+            if self._then is not None:
+                self._then(self._lengths)
+        except BaseException as exc:  # raised again by the thread that waits for it (settle)
+            self.error = exc
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 def _write_all(segment: Segment, data: bytes | bytearray) -> None:

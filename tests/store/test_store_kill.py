@@ -39,6 +39,8 @@ SCENARIOS = {
     "batch-workers2": ["--fsync", "batch", "--workers", "2"],
     "always-workers2-gzip": ["--fsync", "always", "--workers", "2", "--gzip"],
     "batch-two-files-gzip": ["--fsync", "batch", "--gzip"],
+    # An fsync and a checkpoint on the writer's thread after every block, under the kills.
+    "batch-behind": ["--fsync", "batch", "--fsync-seconds", "0.001"],
 }
 
 

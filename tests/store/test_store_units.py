@@ -156,3 +156,98 @@ def test_an_open_segment_gzipped_between_listing_and_reading_is_still_read(
     assert [layout.is_open(s.path) for s in listed] == [True]
     writer.close()
     assert [json.loads(x)["payload"] for x in reader.newest(listed, 5, stamp=stamp)] == [{"n": 1}]
+
+
+# -- fsync on the writer's thread (sync_behind) ------------------------------------------------
+
+
+def test_sync_behind_reports_the_lengths_of_its_call_after_their_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint callback gets the lengths as they were when the sync was asked for,
+    only after every segment written to was fsynced; appends go on while the fsync runs."""
+    import threading
+
+    real_fsync = writer_module.os.fsync
+    release = threading.Event()
+    order: list[object] = []
+
+    def slow_fsync(fd: int) -> None:
+        release.wait(10)
+        order.append(("fsync", fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(writer_module.os, "fsync", slow_fsync)
+    writer = StoreWriter(tmp_path)
+    events = layout.event_partition(tmp_path, "search", 2, DT)
+    dead = layout.dead_letter_partition(tmp_path, DT)
+    writer.append(events, _envelope(1), 1)
+    writer.append(dead, b'{"reason":"invalid"}\n', 1)
+    sizes = {folder: segment.size for folder, segment in writer.segments.items()}
+    writer.sync_behind(lambda lengths: order.append(lengths))
+    writer.append(events, _envelope(2), 1)  # while the fsync is held
+    assert order == []
+    assert all(segment.synced == 0 for segment in writer.segments.values())
+    release.set()
+    writer.settle()
+    fds = {("fsync", segment.fd) for segment in writer.segments.values()}
+    assert set(order[:2]) == fds
+    assert len(order) == 3
+    expected = {
+        str(writer.segments[folder].open_path.relative_to(tmp_path)): size
+        for folder, size in sizes.items()
+    }
+    assert order[2] == expected
+    assert writer.segments[events].synced == sizes[events] < writer.segments[events].size
+    assert writer.lengths() == expected  # the second envelope is not durable yet
+    writer.close()
+
+
+def test_an_fsync_that_fails_on_the_thread_is_raised_by_the_next_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logkit.errors import StoreError
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    called: list[dict[str, int]] = []
+    writer = StoreWriter(tmp_path)
+    events = layout.event_partition(tmp_path, "search", 2, DT)
+    writer.append(events, _envelope(1), 1)
+    monkeypatch.setattr(writer_module.os, "fsync", failing_fsync)
+    writer.sync_behind(called.append)
+    with pytest.raises(StoreError, match=r"\.open: fsync failed: Input/output error"):
+        writer.sync()
+    assert called == [], "a checkpoint was written for data that is not durable"
+    assert writer.segments[events].synced == 0
+    monkeypatch.undo()
+    writer.close()
+
+
+def test_sealing_waits_for_the_fsync_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No segment's descriptor is closed (nor the segment renamed) under its fsync."""
+    import threading
+    import time
+
+    real_fsync = writer_module.os.fsync
+    done: list[int] = []
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.2)
+        real_fsync(fd)  # EBADF here if the descriptor was closed meanwhile
+        done.append(fd)
+
+    monkeypatch.setattr(writer_module.os, "fsync", slow_fsync)
+    writer = StoreWriter(tmp_path)
+    events = layout.event_partition(tmp_path, "search", 2, DT)
+    writer.append(events, _envelope(1), 1)
+    fd = writer.segments[events].fd
+    writer.sync_behind()
+    writer.seal(events)
+    assert done[:1] == [fd]
+    assert [p.name.endswith(".jsonl") for p in _files(tmp_path)] == [True]
+    writer.close()
