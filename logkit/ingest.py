@@ -131,7 +131,8 @@ class Enveloper:
         if cut_size:
             out.lines = 1
             problem = too_large(cut_size, self.checker.limits)
-            self._unparsed(out, lines[0][:-1], source, first_line, 0, problem, base)
+            self._dead_letters(out, [self._unparsed(lines[0][:-1], 0, problem)], base, source,
+                               first_line)  # fmt: skip
             return out
         limits = self.checker.limits
         forced = None if self.checker.contract is None else self._entry(self.checker.contract)
@@ -153,16 +154,21 @@ class Enveloper:
 
         # Dead letters are written once the block is decoded, in input order: explaining them
         # among the decoding ran at half the speed (the decoder's work evicts theirs).
-        later: list[Callable[[], None]] = []
+        later: list[Callable[[], _Dead]] = []
         defer = later.append
 
         def too_deep_at(at: int, value: Any) -> bool:
             """Whether line ``at``, not measured by the decoder, is too deep (its dead letter
             then deferred): asked before anything else is said of a line not stored."""
-            if unchecked and deeper_than(value, limits.max_depth):
+            line = lines[at]
+            # A line with no more brackets than the limit (in strings or not) is not too deep.
+            if (
+                unchecked
+                and line.count(b"{") + line.count(b"[") > limits.max_depth
+                and deeper_than(value, limits.max_depth)
+            ):
                 problem = too_deep(limits)
-                defer(partial(self._unparsed, out, lines[at][:-1], source, first_line, at,
-                              problem, base))  # fmt: skip
+                defer(partial(self._unparsed, line[:-1], at, problem))
                 return True
             return False
 
@@ -172,8 +178,7 @@ class Enveloper:
         for index, values in decoder:
             if isinstance(values, ParseProblem):
                 out.lines += 1
-                defer(partial(self._unparsed, out, lines[index][:-1], source, first_line, index,
-                              values, base))  # fmt: skip
+                defer(partial(self._unparsed, lines[index][:-1], index, values))
                 continue
             out.lines += len(values)
             if forced is not None:
@@ -181,8 +186,7 @@ class Enveloper:
                     if ok:
                         keep(forced, at, lines[at].strip() + _END)
                     elif not too_deep_at(at, values[at - index]):
-                        defer(partial(self._invalid, out, lines, at, values[at - index],
-                                      forced, source, first_line, base))  # fmt: skip
+                        defer(partial(self._invalid, lines[at], values[at - index], forced, at))
                 continue
             raws: list[Any] | None = None  # the payloads' bytes by a second decode, if needed
             routes, compact = self._routes, self._compact
@@ -229,9 +233,8 @@ class Enveloper:
                         if isinstance(found, EventFailure):
                             if too_deep_at(at, value):
                                 continue
-                            defer(partial(self.dead, out, line[:-1], source, first_line + at,
-                                          found.reason, found.issues, found.contract,
-                                          found.version, micros=base + at))  # fmt: skip
+                            defer(partial(_ready, at, line[:-1], found.reason, found.issues,
+                                          found.contract, found.version))  # fmt: skip
                             continue
                         hit = found
                     route, payload = hit, value["payload"]
@@ -240,8 +243,7 @@ class Enveloper:
                     if too_deep_at(at, value):
                         continue
                     if not ok:
-                        defer(partial(self._invalid, out, lines, at, payload, route, source,
-                                      first_line, base))  # fmt: skip
+                        defer(partial(self._invalid, line, payload, route, at))
                         continue
                 if known is not None:
                     keep(
@@ -254,8 +256,8 @@ class Enveloper:
                     raws = self._raw_payloads(lines, index, len(values))
                 raw = raws[at - index] if raws is not None else _raw_payload(line).payload
                 keep(route, at, bytes(raw) + _END)
-        for write in later:
-            write()
+        if later:
+            self._dead_letters(out, [make() for make in later], base, source, first_line)
         self._envelopes(out, valid)
         out.blank = decoder.lines - out.lines
         return out
@@ -315,21 +317,10 @@ class Enveloper:
                 out.event_lines[key] += end - start
                 out.outcomes[(key[0], str(key[1]), STORED)] += end - start
 
-    def _invalid(
-        self,
-        out: IngestBlock,
-        lines: list[bytes],
-        at: int,
-        payload: Any,
-        route: _Route,
-        source: str,
-        first_line: int,
-        base: int,
-    ) -> None:
+    def _invalid(self, line: bytes, payload: Any, route: _Route, at: int) -> _Dead:
         contract = route.contract
         issues = explain(self.checker.registry.validator(contract), payload)
-        self.dead(out, lines[at][:-1], source, first_line + at, "invalid", issues, contract.name,
-                  contract.version, micros=base + at)  # fmt: skip
+        return at, line[:-1], "invalid", issues, contract.name, contract.version
 
     def _entry(self, contract: Contract) -> _Route:
         entry = self._entries.get(contract)
@@ -373,27 +364,15 @@ class Enveloper:
                 self._compact[head] = _Compact(entry, head, len(head), len(value))
         return entry
 
-    def _unparsed(
-        self,
-        out: IngestBlock,
-        data: bytes,
-        source: str,
-        first_line: int,
-        index: int,
-        problem: ParseProblem,
-        base: int,
-    ) -> None:
+    def _unparsed(self, data: bytes, at: int, problem: ParseProblem) -> _Dead:
         forced = self.checker.contract
-        self.dead(
-            out,
+        return (
+            at,
             data,
-            source,
-            first_line + index,
             problem.reason,
             [Issue("", problem.rule, problem.message)],
             forced.name if forced else None,
             forced.version if forced else None,
-            micros=base + index,
         )
 
     def dead(
@@ -412,21 +391,48 @@ class Enveloper:
         """Add a dead letter for ``data`` to ``out``, with its counts; stamped ``micros`` when
         given (a microsecond reserved for its line), else the clock's next stamp."""
         if micros is None:
-            uid, received_at, dt = self.clock.next(self._received_ns)
-        else:
-            uid, received_at, dt = self.clock.stamp(micros)
-        out.dead.setdefault(dt, bytearray()).extend(
-            dead_letter(uid, received_at, data, reason, issues, contract, version, source, line)
-        )
-        out.dead_lines[dt] += 1
-        label_contract = contract or "-"
-        label_version = str(version) if version is not None else "-"
-        out.outcomes[(label_contract, label_version, f"{DEAD}:{reason}")] += 1
-        for issue in issues:
-            out.rules[(label_contract, label_version, issue.rule)] += 1
+            micros = self.clock.reserve(1, self._received_ns)
+        self._dead_letters(out, [(0, data, reason, issues, contract, version)], micros, source,
+                           line)  # fmt: skip
+
+    def _dead_letters(
+        self, out: IngestBlock, dead: list[_Dead], base: int, source: str, first_line: int
+    ) -> None:
+        """Add the dead letters of lines ``first_line + at`` to ``out``, with their counts, each
+        stamped ``base + at``, as ``dead`` would one by one: their stamps are written out in
+        one call, as the envelopes' are."""
+        heads, dts = self.clock.heads([base + each[0] for each in dead], '",')
+        outcomes, rules = out.outcomes, out.rules
+        for head, dt, (at, data, reason, issues, contract, version) in zip(
+            heads, dts, dead, strict=True
+        ):
+            buffer = out.dead.get(dt)
+            if buffer is None:
+                buffer = out.dead[dt] = bytearray()
+            buffer += head.encode()
+            # The record after its id and received_at: what follows its "{".
+            buffer += memoryview(
+                _dead_record(data, reason, issues, contract, version, source, first_line + at)
+            )[1:]
+            buffer += b"\n"
+            out.dead_lines[dt] += 1
+            label_contract = contract or "-"
+            label_version = str(version) if version is not None else "-"
+            outcomes[(label_contract, label_version, f"{DEAD}:{reason}")] += 1
+            for issue in issues:
+                rules[(label_contract, label_version, issue.rule)] += 1
 
 
 _END = b"}\n"  # what ends each envelope, after its payload
+
+#: A dead letter to write: its line's index in the block, its bytes (without the newline), its
+#: reason and errors, and its contract and version when known.
+_Dead = tuple[int, bytes, str, list[Issue], str | None, int | None]
+
+
+def _ready(*dead: Any) -> _Dead:
+    """A dead letter already known, for the block's list of those to write."""
+    return dead
 
 
 def _runs(dts: list[str]) -> list[tuple[int, int]]:
@@ -464,9 +470,25 @@ def dead_letter(
     **extra: Any,
 ) -> bytes:
     """One dead-letter record as a JSONL line (schemas/dead_letter.schema.json)."""
+    record = _dead_record(data, reason, issues, contract, version, source, line, **extra)
+    return (
+        b'{"id":' + _encode(uid) + b',"received_at":' + _encode(received_at) + b","
+        + record[1:] + b"\n"
+    )  # fmt: skip
+
+
+def _dead_record(
+    data: bytes,
+    reason: str,
+    issues: list[Issue],
+    contract: str | None,
+    version: int | None,
+    source: str | None,
+    line: int | None,
+    **extra: Any,
+) -> bytes:
+    """A dead-letter record without its id and received_at, which come first in it."""
     record: dict[str, Any] = {
-        "id": uid,
-        "received_at": received_at,
         "contract": contract,
         "version": version,
         "reason": reason,
@@ -479,4 +501,4 @@ def dead_letter(
     if source is not None:
         record["source"] = {"file": source, "line": line}
     record.update(extra)
-    return _encode(record) + b"\n"
+    return _encode(record)
