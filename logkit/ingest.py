@@ -175,6 +175,8 @@ class Enveloper:
         # The shape of the last compact line routed (no line of JSON text starts with 0xff).
         last: _Compact | None = None
         last_head = b"\xff"
+        last_micros: list[int] = []  # and the lists its stored lines go to (see keep)
+        last_tails: list[bytes] = []
         for index, values in decoder:
             if isinstance(values, ParseProblem):
                 out.lines += 1
@@ -204,15 +206,21 @@ class Enveloper:
                     known = compact.get(line[: line.find(b'"payload":') + 10])
                     if known is not None:
                         last, last_head = known, known.head
-                if known is not None and len(value) == known.keys and line.endswith(b"}\n"):
+                        group = valid.get(known.route)
+                        if group is None:
+                            group = valid[known.route] = ([], [])
+                        last_micros, last_tails = group
+                if (
+                    known is not None
+                    and len(value) == known.keys
+                    and (tight or line.endswith(b"}\n"))
+                ):
                     route, payload = known.route, value["payload"]
                     ok = route.is_valid(payload)
                     if ok and (route.capped or not unchecked):
-                        group = valid.get(route)  # keep(), written out: the commonest line
-                        if group is None:
-                            group = valid[route] = ([], [])
-                        group[0].append(base + at)
-                        group[1].append(
+                        # keep(), written out for the commonest line: the lists of its route
+                        last_micros.append(base + at)
+                        last_tails.append(
                             line[known.skip :] if tight else line[known.skip : -2].strip() + _END
                         )
                         continue
@@ -300,6 +308,8 @@ class Enveloper:
         Per route, the envelopes' starts are made in one call and joined with their ends in
         a few C-level calls: ``head + payload + "}\n"`` for each, in input order."""
         for route, (micros, tails) in valid.items():
+            if not micros:  # a route whose lines were all dead letters
+                continue
             heads, dts = self.clock.heads(micros, route.middle)
             for start, end in _runs(dts):  # one per dt: a block read over midnight has two
                 key = (route.contract.name, route.contract.version, dts[start])
