@@ -314,6 +314,7 @@ def ingest(
         sink=sink,
         sink_retry_seconds=sink_retry_seconds,
     )
+    _steady_gc()
     raise typer.Exit(run(options))
 
 
@@ -772,6 +773,16 @@ def _click_exit(exc: Exception) -> int:
         file=sys.stderr,
     )
     return 3
+
+
+def _steady_gc() -> None:
+    """Garbage collection for a long run over many events: what start-up made (modules,
+    contracts, validators) is frozen out of every collection, and the youngest generation is
+    collected every 10,000 allocations instead of 700. Each event's objects die young, so the
+    collections found nearly nothing to free; fewer of them cost ingest ~0.7% of its
+    instructions (callgrind, the bench's events)."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def main_exit() -> None:
