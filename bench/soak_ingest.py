@@ -3,7 +3,7 @@ exactly-once oracle of ``tests/store`` (``storekit``) throughout.
 
 Round after round, a new input file (every line carrying a unique sequence number) is
 ingested into the same store with a rotating mix of settings (``--fsync batch|always``,
-``--workers 1|2``, ``--gzip``, small segments); each run is SIGKILLed at a seeded random moment
+``--fsync-seconds 0.001``, ``--workers 1|2``, ``--gzip``, small segments); each run is SIGKILLed at a seeded random moment
 and the same command re-run, until it completes. After every kill the sealed segments must hold
 no torn line and no line twice; every few rounds, and at the end, every line ever sent must be
 in the store exactly once (valid ones as envelopes with their exact payload bytes, the rest as
@@ -43,6 +43,9 @@ SETTINGS = (
     ["--fsync", "batch", "--workers", "2"],
     ["--fsync", "always", "--gzip"],
     ["--fsync", "batch", "--workers", "2", "--gzip"],
+    # An fsync and a checkpoint on the writer's thread after every block, under the kills.
+    ["--fsync", "batch", "--fsync-seconds", "0.001"],
+    ["--fsync", "batch", "--fsync-seconds", "0.001", "--workers", "2", "--gzip"],
 )
 
 
