@@ -1,13 +1,13 @@
 """A long ``kill -9`` soak of ``logkit ingest``: N kills at random moments, one store, and the
 exactly-once oracle of ``tests/store`` (``storekit``) throughout.
 
-Round after round, a new input file (every line carrying a unique sequence number) is
-ingested into the same store with a rotating mix of settings (``--fsync batch|always``,
-``--fsync-seconds 0.001``, ``--workers 1|2``, ``--gzip``, small segments); each run is SIGKILLed at a seeded random moment
-and the same command re-run, until it completes. After every kill the sealed segments must hold
-no torn line and no line twice; every few rounds, and at the end, every line ever sent must be
-in the store exactly once (valid ones as envelopes with their exact payload bytes, the rest as
-dead letters with their exact bytes) and no segment may be left open.
+Round after round, a new input file (every line carrying a unique sequence number) is ingested
+into the same store with a rotating mix of settings (``--fsync batch|always``,
+``--fsync-seconds 0.001``, ``--workers 1|2``, ``--gzip``, small segments); each run is SIGKILLed
+at a seeded random moment and the same command re-run, until it completes. After every kill the
+sealed segments must hold no torn line and no line twice; every few rounds, and at the end,
+every line ever sent must be in the store exactly once (valid ones as envelopes with their exact
+payload bytes, the rest as dead letters with their exact bytes) and no segment may be left open.
 
     python bench/soak_ingest.py                  # 500 kills
     python bench/soak_ingest.py --kills 30 --lines 5000
