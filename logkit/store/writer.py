@@ -170,12 +170,7 @@ class StoreWriter:
         self.settle()
         for segment in self.segments.values():
             if segment.synced != segment.size:
-                try:
-                    os.fsync(segment.fd)
-                except OSError as exc:
-                    raise StoreError(
-                        f"{segment.open_path}: fsync failed: {exc.strerror or exc}"
-                    ) from exc
+                _fsync(segment, segment.fd)
                 segment.synced = segment.size
         self._unsynced = 0
         self._last_sync = time.monotonic()
@@ -294,12 +289,7 @@ class _Behind:
     def _run(self) -> None:
         try:
             for segment, fd, _size in self.pending:
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    raise StoreError(
-                        f"{segment.open_path}: fsync failed: {exc.strerror or exc}"
-                    ) from exc
+                _fsync(segment, fd)
             if self._then is not None:
                 self._then(self._lengths)
         except BaseException as exc:  # raised again by the thread that waits for it (settle)
@@ -307,6 +297,14 @@ class _Behind:
 
     def join(self) -> None:
         self._thread.join()
+
+
+def _fsync(segment: Segment, fd: int) -> None:
+    """Fsync an open segment's descriptor; a failure is a StoreError naming the segment."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise StoreError(f"{segment.open_path}: fsync failed: {exc.strerror or exc}") from exc
 
 
 def _write_all(segment: Segment, data: bytes | bytearray) -> None:
